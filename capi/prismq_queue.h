@@ -1,0 +1,209 @@
+/*
+ * prismq_queue.h - the C ABI of the PrismQ Task Queue engine.
+ *
+ * Hand-written; it is the contract between the Go shared library built from
+ * capi/ (go build -buildmode=c-shared) and every caller (the Python package
+ * loads it with ctypes).
+ *
+ * Rules shared by every function below:
+ *
+ *  - Every function returns a pq_status. PQ_OK (0) means success; any other
+ *    value is an error and, when out_err is not NULL, *out_err receives a
+ *    NUL-terminated UTF-8 message allocated by the library.
+ *  - Every `char **out_*` parameter receives memory allocated by the library
+ *    (or NULL). The caller owns it and must release it with pq_free(). The
+ *    library never keeps a pointer the caller passed in, and never hands out a
+ *    pointer into Go memory.
+ *  - Every `const char *` input is borrowed for the duration of the call only;
+ *    it must be NUL-terminated UTF-8 (invalid UTF-8 or JSON gives
+ *    PQ_ERR_INVALID_ARGUMENT). Inputs documented as "JSON or NULL" accept NULL.
+ *  - Handles are opaque non-zero 64-bit integers. 0 is never a valid handle.
+ *    A closed or unknown handle gives PQ_ERR_CLOSED.
+ *  - Structured data crosses as JSON. Times are integers: milliseconds since
+ *    the Unix epoch, UTC (fields ending in _ms). Durations are milliseconds.
+ *  - Every function is safe to call from many threads at once; none of them
+ *    lets a Go panic escape (a panic becomes PQ_ERR_INTERNAL).
+ *  - On error, out parameters other than out_err are left as NULL / 0.
+ *
+ * Task (JSON object; nullable fields are null when unset):
+ *   {"id":int, "type":str, "priority":int, "payload":object, "requirements":object,
+ *    "status":"queued"|"leased"|"completed"|"failed"|"cancelled",
+ *    "attempts":int, "max_attempts":int, "run_after_ms":int,
+ *    "lease_expires_at_ms":int|null, "lease_owner":str|null, "lease_token":int,
+ *    "created_at_ms":int, "updated_at_ms":int, "claimed_at_ms":int|null,
+ *    "started_at_ms":int|null, "finished_at_ms":int|null, "last_error":str|null,
+ *    "idempotency_key":str|null, "result":any|null,
+ *    "progress_percent":number|null, "progress_current":int|null,
+ *    "progress_total":int|null, "progress_message":str|null,
+ *    "cancel_requested":bool, "retry_base_ms":int|null, "retry_cap_ms":int|null}
+ */
+#ifndef PRISMQ_QUEUE_H
+#define PRISMQ_QUEUE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int32_t pq_status;
+
+enum {
+    PQ_OK = 0,
+    PQ_ERR_INVALID_ARGUMENT = 1,  /* bad type, value, JSON, UTF-8, NULL pointer */
+    PQ_ERR_NOT_FOUND = 2,         /* unknown task id */
+    PQ_ERR_LEASE_LOST = 3,        /* stale fencing token: the lease is no longer held */
+    PQ_ERR_CLOSED = 4,            /* closed or unknown handle */
+    PQ_ERR_BUSY = 5,              /* the database stayed locked past busy_timeout */
+    PQ_ERR_INVALID_STATE = 6,     /* the task's status does not allow the operation */
+    PQ_ERR_PAYLOAD_TOO_LARGE = 7, /* payload/result over the configured limit */
+    PQ_ERR_NETWORK_PATH = 8,      /* database path on a network share, not allowed */
+    PQ_ERR_SCHEMA = 9,            /* database schema newer than this library, or corrupt */
+    PQ_ERR_IO = 10,               /* cannot create/open/read/write the database file */
+    PQ_ERR_INTERNAL = 11          /* a bug: unexpected engine error or recovered panic */
+};
+
+/* pq_free releases memory returned through any char** out parameter. NULL is a no-op. */
+void pq_free(void *p);
+
+/* pq_version: *out = library version string, e.g. "0.1.0". */
+pq_status pq_version(char **out, char **out_err);
+
+/* pq_default_path: *out = the database path used when none is given
+ * (PRISMQ_QUEUE_DB_PATH, else C:\Data\PrismQ\queue\queue.db on Windows, else a
+ * per-user data directory). */
+pq_status pq_default_path(char **out, char **out_err);
+
+/* ---- Queue handles ------------------------------------------------------ */
+
+/* pq_open opens (creating and migrating when needed) a queue database.
+ * options_json (JSON object or NULL), every key optional:
+ *   path                   string, default: pq_default_path()
+ *   allow_network_path     bool, default false
+ *   pragmas                object name -> value (string or number), overrides the defaults
+ *   max_payload_bytes      int, default 1048576 (limit for payload, requirements and result)
+ *   default_lease_ms       int, default 60000
+ *   sweep_interval_ms      int, default 1000 (0 = default)
+ *   disable_sweeper        bool, default false
+ *   wake_poll_interval_ms  int, default 20 (cross-process wake-up poll while a claim waits)
+ *   retry                  {"base_ms":1000,"cap_ms":300000,"jitter":0.2}
+ * *out_queue receives the handle. */
+pq_status pq_open(const char *options_json, uint64_t *out_queue, char **out_err);
+
+/* pq_close closes the queue; blocked claims on its workers return PQ_ERR_CLOSED.
+ * Closing twice gives PQ_ERR_CLOSED. Workers opened on it are closed too. */
+pq_status pq_close(uint64_t queue, char **out_err);
+
+/* pq_queue_info: *out_json = {"path":..., "schema_version":N, "pragmas":{...}, "version":"..."} */
+pq_status pq_queue_info(uint64_t queue, char **out_json, char **out_err);
+
+/* pq_enqueue: task_json = {"type": str (required), "payload": object, "priority": int (default 100),
+ *   "delay_ms": int, "run_at_ms": int, "max_attempts": int (default 5),
+ *   "requirements": object, "idempotency_key": str, "retry_base_ms": int, "retry_cap_ms": int}
+ * *out_json = {"task": Task, "created": bool}  (created=false: the key already existed). */
+pq_status pq_enqueue(uint64_t queue, const char *task_json, char **out_json, char **out_err);
+
+/* pq_enqueue_many: tasks_json = [enqueue object, ...] committed in one transaction
+ * (all or nothing). *out_json = [{"task": Task, "created": bool}, ...] in input order. */
+pq_status pq_enqueue_many(uint64_t queue, const char *tasks_json, char **out_json, char **out_err);
+
+/* pq_get: *out_json = Task. */
+pq_status pq_get(uint64_t queue, int64_t task_id, char **out_json, char **out_err);
+
+/* pq_list: filter_json (JSON or NULL) = {"statuses":[str], "types":[str], "limit": int (default 100,
+ *   max 10000), "after_id": int (cursor), "descending": bool}
+ * *out_json = {"tasks":[Task], "next_after_id": int or null}. */
+pq_status pq_list(uint64_t queue, const char *filter_json, char **out_json, char **out_err);
+
+/* pq_cancel: a queued task becomes cancelled at once; a leased one gets a cancel request.
+ * Terminal tasks give PQ_ERR_INVALID_STATE. *out_json = Task. */
+pq_status pq_cancel(uint64_t queue, int64_t task_id, char **out_json, char **out_err);
+
+/* pq_retry: a failed or cancelled task goes back to queued (attempts reset).
+ * Other statuses give PQ_ERR_INVALID_STATE. *out_json = Task. */
+pq_status pq_retry(uint64_t queue, int64_t task_id, char **out_json, char **out_err);
+
+/* pq_stats: *out_json = {"total":N, "by_status":{status:N}, "by_type":{type:{status:N}},
+ *   "oldest_queued_ms": int or null, "workers": N} */
+pq_status pq_stats(uint64_t queue, char **out_json, char **out_err);
+
+/* pq_sweep runs the lease sweeper once now.
+ * *out_json = {"requeued":N, "failed":N, "cancelled":N} */
+pq_status pq_sweep(uint64_t queue, char **out_json, char **out_err);
+
+/* pq_log appends to a task's log. entry_json = {"level": str (default "info"), "message": str,
+ *   "details": object or null}. Unknown task: PQ_ERR_NOT_FOUND. */
+pq_status pq_log(uint64_t queue, int64_t task_id, const char *entry_json, char **out_err);
+
+/* pq_logs: *out_json = {"logs":[{"id":N,"task_id":N,"at_ms":N,"level":str,"message":str,
+ *   "details":object or null}]} oldest first, at most limit (<=0: all). */
+pq_status pq_logs(uint64_t queue, int64_t task_id, int32_t limit, char **out_json, char **out_err);
+
+/* pq_workers: *out_json = {"workers":[{"worker_id","host","pid","strategy","capabilities","types",
+ *   "started_at_ms","heartbeat_at_ms","stopped_at_ms","running":N}]} */
+pq_status pq_workers(uint64_t queue, char **out_json, char **out_err);
+
+/* ---- Worker handles ----------------------------------------------------- */
+
+/* pq_worker_open registers (or re-registers) a worker.
+ * config_json = {"worker_id": str (required), "capabilities": object, "types": [str],
+ *   "strategy": "fifo"|"lifo"|"priority"|"weighted_random" (default priority),
+ *   "lease_ms": int (default: queue's default_lease_ms), "host": str, "pid": int} */
+pq_status pq_worker_open(uint64_t queue, const char *config_json, uint64_t *out_worker, char **out_err);
+
+/* pq_worker_close marks the worker stopped; its leases are left to expire (release them first
+ * for a graceful stop). */
+pq_status pq_worker_close(uint64_t worker, char **out_err);
+
+/* pq_worker_set_strategy changes the strategy of later claims. */
+pq_status pq_worker_set_strategy(uint64_t worker, const char *strategy, char **out_err);
+
+/* pq_claim leases up to max_tasks (>=1) eligible tasks. timeout_ms <= 0 returns at once;
+ * otherwise waits up to timeout_ms for a task. *out_json = {"tasks":[Task]} (possibly empty);
+ * each Task carries its "lease_token". */
+pq_status pq_claim(uint64_t worker, int32_t max_tasks, int64_t timeout_ms, char **out_json, char **out_err);
+
+/* pq_heartbeat records liveness and renews every lease the worker holds.
+ * *out_json = {"renewed":N, "cancel_requested":[task ids]} */
+pq_status pq_heartbeat(uint64_t worker, char **out_json, char **out_err);
+
+/* pq_complete: result_json is a JSON value or NULL. Stale token: PQ_ERR_LEASE_LOST. */
+pq_status pq_complete(uint64_t worker, int64_t task_id, int64_t lease_token, const char *result_json,
+                      char **out_err);
+
+/* pq_fail records a failure. retryable != 0 requeues with backoff while attempts remain;
+ * otherwise (or when exhausted) the task ends failed. *out_json = Task. */
+pq_status pq_fail(uint64_t worker, int64_t task_id, int64_t lease_token, const char *error_message,
+                  int32_t retryable, char **out_json, char **out_err);
+
+/* pq_renew extends the lease by lease_ms (<=0: the worker's lease).
+ * *out_json = {"lease_expires_at_ms":N, "cancel_requested":bool} */
+pq_status pq_renew(uint64_t worker, int64_t task_id, int64_t lease_token, int64_t lease_ms,
+                   char **out_json, char **out_err);
+
+/* pq_progress records progress and renews the lease.
+ * progress_json = {"percent": number 0..100, "current": int, "total": int, "message": str}
+ * *out_json = {"lease_expires_at_ms":N, "cancel_requested":bool} */
+pq_status pq_progress(uint64_t worker, int64_t task_id, int64_t lease_token, const char *progress_json,
+                      char **out_json, char **out_err);
+
+/* pq_ack_cancel: the worker stopped the task after a cancel request; it ends cancelled. */
+pq_status pq_ack_cancel(uint64_t worker, int64_t task_id, int64_t lease_token, char **out_err);
+
+/* pq_release gives a leased task back (queued, run at once, this attempt not counted),
+ * e.g. on graceful shutdown. */
+pq_status pq_release(uint64_t worker, int64_t task_id, int64_t lease_token, char **out_err);
+
+/* pq_ack_many settles many leases in one transaction.
+ * acks_json = [{"id":N, "token":N, "op":"complete", "result":value}
+ *            | {"id":N, "token":N, "op":"fail", "error":str, "retryable":bool}
+ *            | {"id":N, "token":N, "op":"release"} | {"id":N,"token":N,"op":"cancel"}]
+ * *out_json = {"results":[{"id":N, "status":pq_status, "error":str or null}]} in input order;
+ * one bad ack does not stop the others. */
+pq_status pq_ack_many(uint64_t worker, const char *acks_json, char **out_json, char **out_err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PRISMQ_QUEUE_H */

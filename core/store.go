@@ -1,0 +1,90 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// store is the only boundary through which the engine touches the database.
+// Every SQL statement lives in its implementation (store_sqlite.go), so a
+// PostgreSQL store can be added later without touching the engine.
+//
+// Write methods take a writeTx obtained from beginWrite; they run inside the
+// writer's transaction and must not commit. Read methods use their own
+// connections and see committed data only.
+type store interface {
+	// Transactions of the writer goroutine.
+	beginWrite(ctx context.Context) (writeTx, error)
+	savepoint(tx writeTx) error
+	releaseSavepoint(tx writeTx) error
+	rollbackSavepoint(tx writeTx) error
+	commit(tx writeTx) error
+	rollback(tx writeTx) error
+
+	// Tasks.
+	insertTask(tx writeTx, p insertParams) (Task, bool, error)
+	claim(tx writeTx, p claimParams) ([]Task, error)
+	complete(tx writeTx, id, token int64, result json.RawMessage, now time.Time) error
+	fail(tx writeTx, p failParams) (Task, error)
+	renew(tx writeTx, id, token int64, until, now time.Time, prog *Progress) (LeaseInfo, error)
+	ackCancel(tx writeTx, id, token int64, now time.Time) error
+	release(tx writeTx, id, token int64, now time.Time) error
+	cancel(tx writeTx, id int64, now time.Time) (Task, error)
+	retry(tx writeTx, id int64, now time.Time) (Task, error)
+	sweep(tx writeTx, now time.Time, policy RetryPolicy, limit int) (SweepResult, error)
+	appendLog(tx writeTx, e LogEntry) error
+
+	// Workers.
+	upsertWorker(tx writeTx, w WorkerInfo, lease time.Duration) error
+	heartbeat(tx writeTx, workerID string, now, until time.Time) (HeartbeatResult, error)
+	stopWorker(tx writeTx, workerID string, now time.Time) error
+
+	// Reads.
+	getTask(ctx context.Context, id int64) (Task, error)
+	listTasks(ctx context.Context, f ListFilter) (ListPage, error)
+	stats(ctx context.Context) (Stats, error)
+	logs(ctx context.Context, taskID int64, limit int) ([]LogEntry, error)
+	workers(ctx context.Context) ([]WorkerInfo, error)
+	// nextDue is the earliest run_after after now among queued tasks (zero when none).
+	nextDue(ctx context.Context, now time.Time) (time.Time, error)
+	// changeCounter changes whenever another connection commits (PRAGMA data_version).
+	changeCounter(ctx context.Context) (int64, error)
+	schemaVersion(ctx context.Context) (int, error)
+
+	close() error
+}
+
+// writeTx is an open write transaction of a store.
+type writeTx interface{ writeTx() }
+
+type insertParams struct {
+	Type           string
+	Priority       int64
+	Payload        string
+	Requirements   string // "" = none
+	MaxAttempts    int64
+	RunAfter       time.Time
+	IdempotencyKey string
+	RetryBase      time.Duration
+	RetryCap       time.Duration
+	Now            time.Time
+}
+
+type claimParams struct {
+	Strategy   Strategy
+	Now        time.Time
+	LeaseUntil time.Time
+	WorkerID   string
+	TypesJSON  string // "" = any type; else a JSON array of names
+	CapsJSON   string // "" = no capabilities (only tasks without requirements)
+	Limit      int
+}
+
+type failParams struct {
+	ID, Token int64
+	Message   string
+	Retryable bool
+	Now       time.Time
+	Policy    RetryPolicy
+}

@@ -1,0 +1,966 @@
+package core
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+func init() {
+	// prismq_req_ok(requirements, capabilities): the eligibility test of the
+	// SPEC, in Go so that it is the same function the tests call.
+	sqlite.MustRegisterDeterministicScalarFunction("prismq_req_ok", 2,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			reqs, _ := args[0].(string)
+			caps, _ := args[1].(string)
+			if requirementsMatchJSON(reqs, caps) {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		})
+}
+
+// sqliteStore implements store over one SQLite file: a pool of read
+// connections and one write connection owned by the writer goroutine.
+type sqliteStore struct {
+	db          *sql.DB   // readers
+	wconn       *sql.Conn // the writer's connection
+	pollConn    *sql.Conn // PRAGMA data_version polling
+	pollMu      sync.Mutex
+	busyTimeout time.Duration
+	busyRetries *atomic.Int64
+	stmts       map[string]*sql.Stmt // the writer connection's prepared statements
+}
+
+type sqliteTx struct {
+	ctx context.Context
+}
+
+func (*sqliteTx) writeTx() {}
+
+// taskColumns is the column list every task read returns, in scanTask order.
+const taskColumns = `id, type, priority, payload, requirements, status, attempts, max_attempts,
+	run_after, lease_expires_at, lease_owner, lease_token, created_at, updated_at, claimed_at,
+	started_at, finished_at, last_error, idempotency_key, result, progress_percent,
+	progress_current, progress_total, progress_message, cancel_requested, retry_base_ms, retry_cap_ms`
+
+// dsn builds the modernc DSN: every pragma applied on each new connection.
+func buildDSN(path string, pragmas []string) string {
+	v := url.Values{}
+	for _, p := range pragmas {
+		name, val, _ := strings.Cut(p, "=")
+		v.Add("_pragma", fmt.Sprintf("%s(%s)", name, val))
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
+}
+
+func openSQLiteStore(ctx context.Context, o Options, busyRetries *atomic.Int64) (*sqliteStore, error) {
+	db, err := sql.Open("sqlite", buildDSN(o.Path, o.pragmaList()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %v", ErrIO, o.Path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
+	s := &sqliteStore{db: db, busyRetries: busyRetries, stmts: map[string]*sql.Stmt{}}
+	bt, _ := time.ParseDuration(o.Pragmas["busy_timeout"] + "ms")
+	s.busyTimeout = bt
+	s.wconn, err = db.Conn(ctx)
+	if err == nil {
+		// The writer retries SQLITE_BUSY itself (beginWrite), with short sleeps
+		// and a count of retries, instead of SQLite's millisecond schedule.
+		_, err = s.wconn.ExecContext(ctx, "PRAGMA busy_timeout=0")
+	}
+	if err == nil {
+		s.pollConn, err = db.Conn(ctx)
+	}
+	if err != nil {
+		_ = s.close()
+		return nil, mapSQLiteErr(fmt.Errorf("open %s: %w", o.Path, err))
+	}
+	return s, nil
+}
+
+func (s *sqliteStore) close() error {
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+	}
+	if s.pollConn != nil {
+		errs = append(errs, s.pollConn.Close())
+	}
+	errs = append(errs, s.db.Close())
+	return errors.Join(errs...)
+}
+
+// mapSQLiteErr turns driver errors into engine errors (ErrBusy, ErrIO, ErrSchema).
+func mapSQLiteErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("%w: %v", ErrBusy, err)
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
+			sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+			return fmt.Errorf("%w: %v", ErrIO, err)
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return fmt.Errorf("%w: %v", ErrSchema, err)
+		}
+	}
+	return err
+}
+
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// --- transactions -------------------------------------------------------------
+
+func (s *sqliteStore) beginWrite(ctx context.Context) (writeTx, error) {
+	deadline := time.Now().Add(s.busyTimeout)
+	sleep := 50 * time.Microsecond
+	for {
+		_, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE")
+		if err == nil {
+			return &sqliteTx{ctx: ctx}, nil
+		}
+		if !isBusy(err) {
+			return nil, mapSQLiteErr(fmt.Errorf("begin: %w", err))
+		}
+		s.busyRetries.Add(1)
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: the database stayed locked for %v", ErrBusy, s.busyTimeout)
+		}
+		// Jittered exponential sleep, 50 us to 2 ms: short enough to keep
+		// throughput when another process commits every few hundred microseconds.
+		time.Sleep(sleep/2 + rand.N(sleep))
+		if sleep < 2*time.Millisecond {
+			sleep *= 2
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (s *sqliteStore) txExec(tx writeTx, q string) error {
+	_, err := s.exec(tx, q)
+	return err
+}
+
+func (s *sqliteStore) savepoint(tx writeTx) error { return s.txExec(tx, "SAVEPOINT op") }
+func (s *sqliteStore) releaseSavepoint(tx writeTx) error {
+	return s.txExec(tx, "RELEASE op")
+}
+func (s *sqliteStore) rollbackSavepoint(tx writeTx) error {
+	if err := s.txExec(tx, "ROLLBACK TO op"); err != nil {
+		return err
+	}
+	return s.txExec(tx, "RELEASE op")
+}
+func (s *sqliteStore) commit(tx writeTx) error {
+	_, err := s.wconn.ExecContext(context.Background(), "COMMIT")
+	if err != nil {
+		_ = s.rollback(tx)
+		return mapSQLiteErr(fmt.Errorf("commit: %w", err))
+	}
+	return nil
+}
+func (s *sqliteStore) rollback(writeTx) error {
+	_, err := s.wconn.ExecContext(context.Background(), "ROLLBACK")
+	if err != nil && strings.Contains(err.Error(), "no transaction is active") {
+		return nil
+	}
+	return mapSQLiteErr(err)
+}
+
+// stmt returns the writer connection's prepared statement for q, preparing
+// it on first use. Only the writer goroutine calls it, so the cache needs no lock.
+func (s *sqliteStore) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := s.wconn.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, mapSQLiteErr(fmt.Errorf("prepare: %w", err))
+	}
+	s.stmts[q] = st
+	return st, nil
+}
+
+// row is a *sql.Row that can also carry a prepare error.
+type row struct {
+	r   *sql.Row
+	err error
+}
+
+func (r row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.r.Scan(dest...)
+}
+
+func (s *sqliteStore) exec(tx writeTx, q string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.ExecContext(tx.(*sqliteTx).ctx, args...)
+	return r, mapSQLiteErr(err)
+}
+
+func (s *sqliteStore) query(tx writeTx, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.QueryContext(tx.(*sqliteTx).ctx, args...)
+	return r, mapSQLiteErr(err)
+}
+
+func (s *sqliteStore) queryRow(tx writeTx, q string, args ...any) row {
+	st, err := s.stmt(q)
+	if err != nil {
+		return row{err: err}
+	}
+	return row{r: st.QueryRowContext(tx.(*sqliteTx).ctx, args...)}
+}
+
+// --- scanning ------------------------------------------------------------------
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanTask(r rowScanner) (Task, error) {
+	var t Task
+	var (
+		payload, status                                 string
+		reqs, owner, lastErr, key, result, progMsg      sql.NullString
+		leaseExp, claimed, started, finished, progCur   sql.NullInt64
+		progTot, retryBase, retryCap                    sql.NullInt64
+		progPct                                         sql.NullFloat64
+		runAfter, created, updated, cancelReq, attempts int64
+	)
+	err := r.Scan(&t.ID, &t.Type, &t.Priority, &payload, &reqs, &status, &attempts, &t.MaxAttempts,
+		&runAfter, &leaseExp, &owner, &t.LeaseToken, &created, &updated, &claimed,
+		&started, &finished, &lastErr, &key, &result, &progPct,
+		&progCur, &progTot, &progMsg, &cancelReq, &retryBase, &retryCap)
+	if err != nil {
+		return t, err
+	}
+	t.Payload = json.RawMessage(payload)
+	t.Requirements = json.RawMessage("{}")
+	if reqs.Valid {
+		t.Requirements = json.RawMessage(reqs.String)
+	}
+	t.Status = Status(status)
+	t.Attempts = attempts
+	t.RunAfter = fromMillis(runAfter)
+	t.LeaseExpiresAt = nullTime(leaseExp)
+	t.LeaseOwner = owner.String
+	t.CreatedAt = fromMillis(created)
+	t.UpdatedAt = fromMillis(updated)
+	t.ClaimedAt = nullTime(claimed)
+	t.StartedAt = nullTime(started)
+	t.FinishedAt = nullTime(finished)
+	t.LastError = lastErr.String
+	t.IdempotencyKey = key.String
+	if result.Valid {
+		t.Result = json.RawMessage(result.String)
+	}
+	if progPct.Valid {
+		t.Progress.Percent = &progPct.Float64
+	}
+	if progCur.Valid {
+		t.Progress.Current = &progCur.Int64
+	}
+	if progTot.Valid {
+		t.Progress.Total = &progTot.Int64
+	}
+	if progMsg.Valid {
+		t.Progress.Message = &progMsg.String
+	}
+	t.CancelRequested = cancelReq != 0
+	t.RetryBase = time.Duration(retryBase.Int64) * time.Millisecond
+	t.RetryCap = time.Duration(retryCap.Int64) * time.Millisecond
+	return t, nil
+}
+
+func nullTime(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMillis(v.Int64)
+}
+
+func nullMillis(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return toMillis(t)
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullDurationMs(d time.Duration) any {
+	if d <= 0 {
+		return nil
+	}
+	return d.Milliseconds()
+}
+
+func scanTasks(rows *sql.Rows) ([]Task, error) {
+	defer rows.Close()
+	var out []Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, mapSQLiteErr(rows.Err())
+}
+
+func (s *sqliteStore) txGetTask(tx writeTx, id int64) (Task, error) {
+	t, err := scanTask(s.queryRow(tx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	return t, mapSQLiteErr(err)
+}
+
+// --- tasks: writes ---------------------------------------------------------------
+
+func (s *sqliteStore) insertTask(tx writeTx, p insertParams) (Task, bool, error) {
+	if p.IdempotencyKey != "" {
+		t, err := scanTask(s.queryRow(tx, `SELECT `+taskColumns+` FROM tasks WHERE idempotency_key = ?`, p.IdempotencyKey))
+		if err == nil {
+			return t, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return t, false, mapSQLiteErr(err)
+		}
+	}
+	now := toMillis(p.Now)
+	runAfter := toMillis(p.RunAfter)
+	var wr any // due tasks enter the weighted race at once; later ones on promotion
+	if runAfter <= now {
+		base, err := s.minWRKey(tx)
+		if err != nil {
+			return Task{}, false, err
+		}
+		wr = wrKey(base, p.Priority)
+	}
+	row := s.queryRow(tx, `INSERT INTO tasks (type, priority, payload, requirements, status, max_attempts,
+		run_after, wr_key, created_at, updated_at, idempotency_key, retry_base_ms, retry_cap_ms)
+		VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		p.Type, p.Priority, p.Payload, nullString(p.Requirements), p.MaxAttempts,
+		runAfter, wr, now, now, nullString(p.IdempotencyKey), nullDurationMs(p.RetryBase), nullDurationMs(p.RetryCap))
+	var id int64
+	if err := row.Scan(&id); err != nil {
+		return Task{}, false, mapSQLiteErr(fmt.Errorf("insert task: %w", err))
+	}
+	reqs := p.Requirements
+	if reqs == "" {
+		reqs = "{}"
+	}
+	return Task{
+		ID: id, Type: p.Type, Priority: p.Priority, Payload: json.RawMessage(p.Payload),
+		Requirements: json.RawMessage(reqs), Status: StatusQueued, MaxAttempts: p.MaxAttempts,
+		RunAfter: fromMillis(runAfter), CreatedAt: fromMillis(now), UpdatedAt: fromMillis(now),
+		IdempotencyKey: p.IdempotencyKey, RetryBase: p.RetryBase, RetryCap: p.RetryCap,
+	}, true, nil
+}
+
+// minWRKey is the smallest key of the weighted race, 0 when it is empty.
+func (s *sqliteStore) minWRKey(tx writeTx) (float64, error) {
+	var k sql.NullFloat64
+	err := s.queryRow(tx, `SELECT wr_key FROM tasks INDEXED BY tasks_queued_wr
+		WHERE status = 'queued' AND wr_key IS NOT NULL ORDER BY wr_key LIMIT 1`).Scan(&k)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, mapSQLiteErr(err)
+	}
+	return k.Float64, nil
+}
+
+// The claim statements. Each walks the partial index of its strategy and
+// stops after LIMIT eligible rows. ?1 now, ?2 types JSON (” = any),
+// ?3 capabilities JSON (” = none), ?4 limit.
+const eligible = `status = 'queued' AND run_after <= ?1
+	AND (?2 = '' OR type IN (SELECT value FROM json_each(?2)))
+	AND (requirements IS NULL OR (?3 <> '' AND prismq_req_ok(requirements, ?3)))`
+
+var claimSelect = map[Strategy]string{
+	FIFO:     `SELECT id FROM tasks INDEXED BY tasks_queued_fifo WHERE ` + eligible + ` ORDER BY id LIMIT ?4`,
+	LIFO:     `SELECT id FROM tasks INDEXED BY tasks_queued_fifo WHERE ` + eligible + ` ORDER BY id DESC LIMIT ?4`,
+	Priority: `SELECT id FROM tasks INDEXED BY tasks_queued_priority WHERE ` + eligible + ` ORDER BY priority, id LIMIT ?4`,
+}
+
+// leaseSet is the SET clause of a claim: ?5 owner, ?6 lease until, ?7 now.
+const leaseSet = `status = 'leased', attempts = attempts + 1, lease_token = lease_token + 1,
+	lease_owner = ?5, lease_expires_at = ?6, claimed_at = ?7, started_at = COALESCE(started_at, ?7),
+	updated_at = ?7, wr_key = NULL, cancel_requested = 0`
+
+func (s *sqliteStore) claim(tx writeTx, p claimParams) ([]Task, error) {
+	now, until := toMillis(p.Now), toMillis(p.LeaseUntil)
+	if p.Strategy == WeightedRandom {
+		return s.claimWeighted(tx, p, now, until)
+	}
+	sel, ok := claimSelect[p.Strategy]
+	if !ok {
+		return nil, invalidf("unknown strategy %q", p.Strategy)
+	}
+	rows, err := s.query(tx, `UPDATE tasks SET `+leaseSet+` WHERE id IN (`+sel+`) RETURNING `+taskColumns,
+		now, p.TypesJSON, p.CapsJSON, p.Limit, p.WorkerID, until, now)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	tasks, err := scanTasks(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	// RETURNING has no order; give the strategy's.
+	sort.Slice(tasks, func(i, j int) bool {
+		a, b := tasks[i], tasks[j]
+		switch p.Strategy {
+		case LIFO:
+			return a.ID > b.ID
+		case Priority:
+			if a.Priority != b.Priority {
+				return a.Priority < b.Priority
+			}
+		}
+		return a.ID < b.ID
+	})
+	return tasks, nil
+}
+
+// claimWeighted: see the comment in strategy.go.
+func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64) ([]Task, error) {
+	base, err := s.minWRKey(tx)
+	if err != nil {
+		return nil, err
+	}
+	// Promotion: tasks that became due since the last weighted claim join the race.
+	if _, err := s.exec(tx, `UPDATE tasks SET wr_key = ?1 + (-ln(1.0 - ((random() >> 11) & 9007199254740991) / 9007199254740992.0)) * (priority + 1)
+		WHERE status = 'queued' AND wr_key IS NULL AND run_after <= ?2`, base, now); err != nil {
+		return nil, fmt.Errorf("claim: promote due tasks: %w", err)
+	}
+	var out []Task
+	for len(out) < p.Limit {
+		var drawnID, level int64
+		err := s.queryRow(tx, `SELECT id, priority FROM tasks INDEXED BY tasks_queued_wr
+			WHERE `+eligible+` AND wr_key IS NOT NULL ORDER BY wr_key LIMIT 1`,
+			now, p.TypesJSON, p.CapsJSON).Scan(&drawnID, &level)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return nil, mapSQLiteErr(fmt.Errorf("claim: draw: %w", err))
+		}
+		var oldestID int64
+		var oldestKey sql.NullFloat64
+		err = s.queryRow(tx, `SELECT id, wr_key FROM tasks INDEXED BY tasks_queued_priority
+			WHERE `+eligible+` AND priority = ?4 ORDER BY id LIMIT 1`,
+			now, p.TypesJSON, p.CapsJSON, level).Scan(&oldestID, &oldestKey)
+		if err != nil {
+			return nil, mapSQLiteErr(fmt.Errorf("claim: oldest of level %d: %w", level, err))
+		}
+		if oldestID != drawnID {
+			// Same rate, so swapping keys keeps the race fair (strategy.go).
+			if _, err := s.exec(tx, `UPDATE tasks SET wr_key = ? WHERE id = ?`, oldestKey, drawnID); err != nil {
+				return nil, fmt.Errorf("claim: swap keys: %w", err)
+			}
+		}
+		rows, err := s.query(tx, `UPDATE tasks SET `+leaseSet+` WHERE id = ?1 RETURNING `+taskColumns,
+			oldestID, "", "", 0, p.WorkerID, until, now)
+		if err != nil {
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+		ts, err := scanTasks(rows)
+		if err != nil {
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+		out = append(out, ts...)
+	}
+	return out, nil
+}
+
+// leaseCheck explains why a fenced update matched no row.
+func (s *sqliteStore) leaseCheck(tx writeTx, id int64) error {
+	var status string
+	err := s.queryRow(tx, `SELECT status FROM tasks WHERE id = ?`, id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	if err != nil {
+		return mapSQLiteErr(err)
+	}
+	return fmt.Errorf("%w: task %d is %s under another lease", ErrLeaseLost, id, status)
+}
+
+func (s *sqliteStore) fenced(tx writeTx, id int64, r sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return mapSQLiteErr(err)
+	}
+	if n == 0 {
+		return s.leaseCheck(tx, id)
+	}
+	return nil
+}
+
+func (s *sqliteStore) complete(tx writeTx, id, token int64, result json.RawMessage, now time.Time) error {
+	var res any
+	if result != nil {
+		res = string(result)
+	}
+	r, err := s.exec(tx, `UPDATE tasks SET status = 'completed', result = ?1, finished_at = ?2, updated_at = ?2,
+		lease_expires_at = NULL WHERE id = ?3 AND status = 'leased' AND lease_token = ?4`, res, toMillis(now), id, token)
+	return s.fenced(tx, id, r, err)
+}
+
+func (s *sqliteStore) fail(tx writeTx, p failParams) (Task, error) {
+	var attempts, maxAttempts, cancelReq int64
+	var base, cp sql.NullInt64
+	err := s.queryRow(tx, `SELECT attempts, max_attempts, cancel_requested, retry_base_ms, retry_cap_ms FROM tasks
+		WHERE id = ? AND status = 'leased' AND lease_token = ?`, p.ID, p.Token).Scan(&attempts, &maxAttempts, &cancelReq, &base, &cp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Task{}, s.leaseCheck(tx, p.ID)
+	}
+	if err != nil {
+		return Task{}, mapSQLiteErr(err)
+	}
+	now := toMillis(p.Now)
+	status, runAfter, finished := StatusQueued, now, any(nil)
+	switch {
+	case cancelReq != 0:
+		status, finished = StatusCancelled, now
+	case !p.Retryable || attempts >= maxAttempts:
+		status, finished = StatusFailed, now
+	default:
+		pol := p.Policy.forTask(time.Duration(base.Int64)*time.Millisecond, time.Duration(cp.Int64)*time.Millisecond)
+		runAfter = toMillis(p.Now.Add(pol.Backoff(attempts, nil)))
+	}
+	_, err = s.exec(tx, `UPDATE tasks SET status = ?1, run_after = ?2, finished_at = ?3, last_error = ?4,
+		updated_at = ?5, lease_expires_at = NULL, wr_key = NULL WHERE id = ?6`,
+		string(status), runAfter, finished, p.Message, now, p.ID)
+	if err != nil {
+		return Task{}, fmt.Errorf("fail: %w", err)
+	}
+	return s.txGetTask(tx, p.ID)
+}
+
+func (s *sqliteStore) renew(tx writeTx, id, token int64, until, now time.Time, prog *Progress) (LeaseInfo, error) {
+	var cancelReq int64
+	var err error
+	if prog == nil {
+		err = s.queryRow(tx, `UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2
+			WHERE id = ?3 AND status = 'leased' AND lease_token = ?4 RETURNING cancel_requested`,
+			toMillis(until), toMillis(now), id, token).Scan(&cancelReq)
+	} else {
+		err = s.queryRow(tx, `UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2,
+			progress_percent = COALESCE(?5, progress_percent), progress_current = COALESCE(?6, progress_current),
+			progress_total = COALESCE(?7, progress_total), progress_message = COALESCE(?8, progress_message)
+			WHERE id = ?3 AND status = 'leased' AND lease_token = ?4 RETURNING cancel_requested`,
+			toMillis(until), toMillis(now), id, token,
+			ptrValue(prog.Percent), ptrValue(prog.Current), ptrValue(prog.Total), ptrValue(prog.Message)).Scan(&cancelReq)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return LeaseInfo{}, s.leaseCheck(tx, id)
+	}
+	if err != nil {
+		return LeaseInfo{}, mapSQLiteErr(err)
+	}
+	return LeaseInfo{ExpiresAt: fromMillis(toMillis(until)), CancelRequested: cancelReq != 0}, nil
+}
+
+func ptrValue[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func (s *sqliteStore) ackCancel(tx writeTx, id, token int64, now time.Time) error {
+	r, err := s.exec(tx, `UPDATE tasks SET status = 'cancelled', finished_at = ?1, updated_at = ?1,
+		lease_expires_at = NULL WHERE id = ?2 AND status = 'leased' AND lease_token = ?3`, toMillis(now), id, token)
+	return s.fenced(tx, id, r, err)
+}
+
+func (s *sqliteStore) release(tx writeTx, id, token int64, now time.Time) error {
+	// A released attempt is not counted; a pending cancel request wins.
+	r, err := s.exec(tx, `UPDATE tasks SET
+		status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,
+		finished_at = CASE WHEN cancel_requested = 1 THEN ?1 END,
+		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+		run_after = ?1, updated_at = ?1, lease_expires_at = NULL, wr_key = NULL
+		WHERE id = ?2 AND status = 'leased' AND lease_token = ?3`, toMillis(now), id, token)
+	return s.fenced(tx, id, r, err)
+}
+
+func (s *sqliteStore) cancel(tx writeTx, id int64, now time.Time) (Task, error) {
+	t, err := s.txGetTask(tx, id)
+	if err != nil {
+		return t, err
+	}
+	ms := toMillis(now)
+	switch t.Status {
+	case StatusQueued:
+		_, err = s.exec(tx, `UPDATE tasks SET status = 'cancelled', finished_at = ?1, updated_at = ?1, wr_key = NULL
+			WHERE id = ?2`, ms, id)
+	case StatusLeased:
+		_, err = s.exec(tx, `UPDATE tasks SET cancel_requested = 1, updated_at = ?1 WHERE id = ?2`, ms, id)
+	default:
+		return t, fmt.Errorf("%w: task %d is already %s", ErrInvalidState, id, t.Status)
+	}
+	if err != nil {
+		return t, fmt.Errorf("cancel: %w", err)
+	}
+	return s.txGetTask(tx, id)
+}
+
+func (s *sqliteStore) retry(tx writeTx, id int64, now time.Time) (Task, error) {
+	t, err := s.txGetTask(tx, id)
+	if err != nil {
+		return t, err
+	}
+	if t.Status != StatusFailed && t.Status != StatusCancelled {
+		return t, fmt.Errorf("%w: only failed or cancelled tasks can be retried; task %d is %s", ErrInvalidState, id, t.Status)
+	}
+	_, err = s.exec(tx, `UPDATE tasks SET status = 'queued', attempts = 0, run_after = ?1, updated_at = ?1,
+		finished_at = NULL, cancel_requested = 0, result = NULL, lease_expires_at = NULL, wr_key = NULL
+		WHERE id = ?2`, toMillis(now), id)
+	if err != nil {
+		return t, fmt.Errorf("retry: %w", err)
+	}
+	return s.txGetTask(tx, id)
+}
+
+func (s *sqliteStore) sweep(tx writeTx, now time.Time, policy RetryPolicy, limit int) (SweepResult, error) {
+	var res SweepResult
+	ms := toMillis(now)
+	rows, err := s.query(tx, `SELECT id, lease_token, attempts, max_attempts, cancel_requested, retry_base_ms,
+		retry_cap_ms, lease_owner FROM tasks INDEXED BY tasks_leased
+		WHERE status = 'leased' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`, ms, limit)
+	if err != nil {
+		return res, fmt.Errorf("sweep: %w", err)
+	}
+	type expired struct {
+		id, token, attempts, max, cancel int64
+		base, cap                        sql.NullInt64
+		owner                            sql.NullString
+	}
+	var list []expired
+	for rows.Next() {
+		var e expired
+		if err := rows.Scan(&e.id, &e.token, &e.attempts, &e.max, &e.cancel, &e.base, &e.cap, &e.owner); err != nil {
+			rows.Close()
+			return res, mapSQLiteErr(err)
+		}
+		list = append(list, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, mapSQLiteErr(err)
+	}
+	for _, e := range list {
+		status, runAfter, finished := StatusQueued, ms, any(nil)
+		msg := fmt.Sprintf("lease expired (worker %q stopped renewing it)", e.owner.String)
+		switch {
+		case e.cancel != 0:
+			status, finished = StatusCancelled, ms
+			res.Cancelled++
+		case e.attempts >= e.max:
+			status, finished = StatusFailed, ms
+			msg += fmt.Sprintf("; %d of %d attempts used", e.attempts, e.max)
+			res.Failed++
+		default:
+			pol := policy.forTask(time.Duration(e.base.Int64)*time.Millisecond, time.Duration(e.cap.Int64)*time.Millisecond)
+			runAfter = toMillis(now.Add(pol.Backoff(e.attempts, nil)))
+			res.Requeued++
+		}
+		if _, err := s.exec(tx, `UPDATE tasks SET status = ?1, run_after = ?2, finished_at = ?3, last_error = ?4,
+			updated_at = ?5, lease_expires_at = NULL, wr_key = NULL
+			WHERE id = ?6 AND status = 'leased' AND lease_token = ?7`,
+			string(status), runAfter, finished, msg, ms, e.id, e.token); err != nil {
+			return res, fmt.Errorf("sweep: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func (s *sqliteStore) appendLog(tx writeTx, e LogEntry) error {
+	var one int
+	err := s.queryRow(tx, `SELECT 1 FROM tasks WHERE id = ?`, e.TaskID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %d", ErrNotFound, e.TaskID)
+	}
+	if err != nil {
+		return mapSQLiteErr(err)
+	}
+	var details any
+	if e.Details != nil {
+		details = string(e.Details)
+	}
+	_, err = s.exec(tx, `INSERT INTO task_logs (task_id, at, level, message, details) VALUES (?, ?, ?, ?, ?)`,
+		e.TaskID, toMillis(e.At), e.Level, e.Message, details)
+	return err
+}
+
+// --- workers -----------------------------------------------------------------------
+
+func (s *sqliteStore) upsertWorker(tx writeTx, w WorkerInfo, lease time.Duration) error {
+	types, _ := json.Marshal(w.Types)
+	if w.Types == nil {
+		types = []byte("[]")
+	}
+	now := toMillis(w.StartedAt)
+	_, err := s.exec(tx, `INSERT INTO workers (id, host, pid, strategy, capabilities, types, lease_ms, started_at, heartbeat_at, stopped_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL)
+		ON CONFLICT (id) DO UPDATE SET host = ?2, pid = ?3, strategy = ?4, capabilities = ?5, types = ?6,
+		lease_ms = ?7, started_at = ?8, heartbeat_at = ?8, stopped_at = NULL`,
+		w.ID, w.Host, w.PID, string(w.Strategy), string(w.Capabilities), string(types), lease.Milliseconds(), now)
+	return err
+}
+
+func (s *sqliteStore) heartbeat(tx writeTx, workerID string, now, until time.Time) (HeartbeatResult, error) {
+	var res HeartbeatResult
+	if _, err := s.exec(tx, `UPDATE workers SET heartbeat_at = ?, stopped_at = NULL WHERE id = ?`, toMillis(now), workerID); err != nil {
+		return res, fmt.Errorf("heartbeat: %w", err)
+	}
+	rows, err := s.query(tx, `UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2
+		WHERE status = 'leased' AND lease_owner = ?3 RETURNING id, cancel_requested`, toMillis(until), toMillis(now), workerID)
+	if err != nil {
+		return res, fmt.Errorf("heartbeat: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, c int64
+		if err := rows.Scan(&id, &c); err != nil {
+			return res, mapSQLiteErr(err)
+		}
+		res.Renewed++
+		if c != 0 {
+			res.CancelRequested = append(res.CancelRequested, id)
+		}
+	}
+	sort.Slice(res.CancelRequested, func(i, j int) bool { return res.CancelRequested[i] < res.CancelRequested[j] })
+	return res, mapSQLiteErr(rows.Err())
+}
+
+func (s *sqliteStore) stopWorker(tx writeTx, workerID string, now time.Time) error {
+	_, err := s.exec(tx, `UPDATE workers SET stopped_at = ? WHERE id = ?`, toMillis(now), workerID)
+	return err
+}
+
+// --- reads ---------------------------------------------------------------------------
+
+func (s *sqliteStore) getTask(ctx context.Context, id int64) (Task, error) {
+	t, err := scanTask(s.db.QueryRowContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	return t, mapSQLiteErr(err)
+}
+
+func (s *sqliteStore) listTasks(ctx context.Context, f ListFilter) (ListPage, error) {
+	var where []string
+	var args []any
+	if len(f.Statuses) > 0 {
+		ph := make([]string, len(f.Statuses))
+		for i, st := range f.Statuses {
+			ph[i] = "?"
+			args = append(args, string(st))
+		}
+		where = append(where, "status IN ("+strings.Join(ph, ",")+")")
+	}
+	if len(f.Types) > 0 {
+		ph := make([]string, len(f.Types))
+		for i, t := range f.Types {
+			ph[i] = "?"
+			args = append(args, t)
+		}
+		where = append(where, "type IN ("+strings.Join(ph, ",")+")")
+	}
+	order := "id"
+	if f.Descending {
+		order = "id DESC"
+		if f.AfterID > 0 {
+			where = append(where, "id < ?")
+			args = append(args, f.AfterID)
+		}
+	} else if f.AfterID > 0 {
+		where = append(where, "id > ?")
+		args = append(args, f.AfterID)
+	}
+	q := `SELECT ` + taskColumns + ` FROM tasks`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY " + order + " LIMIT ?"
+	args = append(args, f.Limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return ListPage{}, mapSQLiteErr(fmt.Errorf("list: %w", err))
+	}
+	tasks, err := scanTasks(rows)
+	if err != nil {
+		return ListPage{}, fmt.Errorf("list: %w", err)
+	}
+	page := ListPage{Tasks: tasks}
+	if len(tasks) > f.Limit {
+		page.Tasks = tasks[:f.Limit]
+		page.NextAfterID = page.Tasks[f.Limit-1].ID
+	}
+	return page, nil
+}
+
+func (s *sqliteStore) stats(ctx context.Context) (Stats, error) {
+	st := Stats{ByStatus: map[Status]int64{}, ByType: map[string]map[Status]int64{}}
+	for _, s := range []Status{StatusQueued, StatusLeased, StatusCompleted, StatusFailed, StatusCancelled} {
+		st.ByStatus[s] = 0
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT status, type, count(*) FROM tasks GROUP BY status, type`)
+	if err != nil {
+		return st, mapSQLiteErr(fmt.Errorf("stats: %w", err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status, typ string
+		var n int64
+		if err := rows.Scan(&status, &typ, &n); err != nil {
+			return st, mapSQLiteErr(err)
+		}
+		st.Total += n
+		st.ByStatus[Status(status)] += n
+		if st.ByType[typ] == nil {
+			st.ByType[typ] = map[Status]int64{}
+		}
+		st.ByType[typ][Status(status)] += n
+	}
+	if err := rows.Err(); err != nil {
+		return st, mapSQLiteErr(err)
+	}
+	var oldest sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT created_at FROM tasks INDEXED BY tasks_queued_fifo
+		WHERE status = 'queued' ORDER BY id LIMIT 1`).Scan(&oldest); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, mapSQLiteErr(err)
+	}
+	st.OldestQueued = nullTime(oldest)
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM workers WHERE stopped_at IS NULL`).Scan(&st.Workers); err != nil {
+		return st, mapSQLiteErr(err)
+	}
+	return st, nil
+}
+
+func (s *sqliteStore) logs(ctx context.Context, taskID int64, limit int) ([]LogEntry, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, task_id, at, level, message, details FROM task_logs
+		WHERE task_id = ? ORDER BY id LIMIT ?`, taskID, limit)
+	if err != nil {
+		return nil, mapSQLiteErr(fmt.Errorf("logs: %w", err))
+	}
+	defer rows.Close()
+	out := []LogEntry{}
+	for rows.Next() {
+		var e LogEntry
+		var at int64
+		var details sql.NullString
+		if err := rows.Scan(&e.ID, &e.TaskID, &at, &e.Level, &e.Message, &details); err != nil {
+			return nil, mapSQLiteErr(err)
+		}
+		e.At = fromMillis(at)
+		if details.Valid {
+			e.Details = json.RawMessage(details.String)
+		}
+		out = append(out, e)
+	}
+	return out, mapSQLiteErr(rows.Err())
+}
+
+func (s *sqliteStore) workers(ctx context.Context) ([]WorkerInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT w.id, w.host, w.pid, w.strategy, w.capabilities, w.types,
+		w.started_at, w.heartbeat_at, w.stopped_at,
+		(SELECT count(*) FROM tasks t INDEXED BY tasks_leased WHERE t.status = 'leased' AND t.lease_owner = w.id)
+		FROM workers w ORDER BY w.id`)
+	if err != nil {
+		return nil, mapSQLiteErr(fmt.Errorf("workers: %w", err))
+	}
+	defer rows.Close()
+	out := []WorkerInfo{}
+	for rows.Next() {
+		var w WorkerInfo
+		var strategy, caps, types string
+		var started, hb int64
+		var stopped sql.NullInt64
+		if err := rows.Scan(&w.ID, &w.Host, &w.PID, &strategy, &caps, &types, &started, &hb, &stopped, &w.Running); err != nil {
+			return nil, mapSQLiteErr(err)
+		}
+		w.Strategy = Strategy(strategy)
+		w.Capabilities = json.RawMessage(caps)
+		_ = json.Unmarshal([]byte(types), &w.Types)
+		w.StartedAt, w.HeartbeatAt, w.StoppedAt = fromMillis(started), fromMillis(hb), nullTime(stopped)
+		out = append(out, w)
+	}
+	return out, mapSQLiteErr(rows.Err())
+}
+
+func (s *sqliteStore) nextDue(ctx context.Context, now time.Time) (time.Time, error) {
+	var ms sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT min(run_after) FROM tasks INDEXED BY tasks_queued_delayed
+		WHERE status = 'queued' AND wr_key IS NULL AND run_after > ?`, toMillis(now)).Scan(&ms)
+	if err != nil {
+		return time.Time{}, mapSQLiteErr(err)
+	}
+	return nullTime(ms), nil
+}
+
+func (s *sqliteStore) changeCounter(ctx context.Context) (int64, error) {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
+	var v int64
+	err := s.pollConn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
+	return v, mapSQLiteErr(err)
+}
+
+func (s *sqliteStore) schemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, mapSQLiteErr(err)
+}
