@@ -148,7 +148,11 @@ pq_status pq_workers(uint64_t queue, char **out_json, char **out_err);
 /* pq_worker_open registers (or re-registers) a worker.
  * config_json = {"worker_id": str (required), "capabilities": object, "types": [str],
  *   "strategy": "fifo"|"lifo"|"priority"|"weighted_random" (default priority),
- *   "lease_ms": int (default: queue's default_lease_ms), "host": str, "pid": int} */
+ *   "lease_ms": int (default: queue's default_lease_ms), "host": str, "pid": int,
+ *   "retry": {"base_ms":int,"cap_ms":int,"jitter":number} (backoff of this worker's failures;
+ *            default: the queue's)}
+ * The strategy is recorded in the registry (pq_workers) and kept in step by
+ * pq_worker_set_strategy. */
 pq_status pq_worker_open(uint64_t queue, const char *config_json, uint64_t *out_worker, char **out_err);
 
 /* pq_worker_close marks the worker stopped; its leases are left to expire (release them first

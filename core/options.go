@@ -25,7 +25,9 @@ type Options struct {
 	MaxPayloadBytes int
 	// DefaultLease is the lease of workers that set none; default 60 s.
 	DefaultLease time.Duration
-	// Retry is the queue's backoff policy; zero fields take DefaultRetryPolicy's.
+	// Retry is the queue's backoff policy. The zero value means
+	// DefaultRetryPolicy; otherwise a zero Base or Cap takes the default's and
+	// Jitter is used as given.
 	Retry RetryPolicy
 	// SweepInterval is how often the sweeper requeues expired leases; default 1 s.
 	SweepInterval time.Duration
@@ -124,6 +126,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Retry.Jitter < 0 || o.Retry.Jitter > 1 || o.Retry.Base < 0 || o.Retry.Cap < 0 {
 		return o, invalidf("retry policy: base and cap must be >= 0 and jitter in [0, 1]")
+	}
+	if o.Retry == (RetryPolicy{}) {
+		o.Retry = DefaultRetryPolicy
 	}
 	o.Retry = o.Retry.withDefaults()
 	merged := make(map[string]string, len(DefaultPragmas))

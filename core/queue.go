@@ -54,6 +54,14 @@ func openQueue(ctx context.Context, opts Options, target int) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The share check runs on the path as given: filepath.Abs folds a UNC
+	// path such as //server/share/q.db into a local one on Unix.
+	if !o.AllowNetworkPath {
+		if net, kind := isNetworkPath(o.Path); net {
+			return nil, fmt.Errorf("%w: %s (%s): SQLite locking is unreliable there; use a local disk "+
+				"or set allow_network_path", ErrNetworkPath, o.Path, kind)
+		}
+	}
 	abs, err := filepath.Abs(o.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: database path %q: %v", ErrInvalidArgument, o.Path, err)
@@ -61,12 +69,6 @@ func openQueue(ctx context.Context, opts Options, target int) (*Queue, error) {
 	o.Path = abs
 	if st, err := os.Stat(o.Path); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("%w: database path %q is a directory", ErrInvalidArgument, o.Path)
-	}
-	if !o.AllowNetworkPath {
-		if net, kind := isNetworkPath(o.Path); net {
-			return nil, fmt.Errorf("%w: %s (%s): SQLite locking is unreliable there; use a local disk "+
-				"or set allow_network_path", ErrNetworkPath, o.Path, kind)
-		}
 	}
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("%w: create folder for %s: %v", ErrIO, o.Path, err)
@@ -283,12 +285,12 @@ func (q *Queue) EnqueueMany(ctx context.Context, ps []EnqueueParams) ([]EnqueueR
 	}
 	out := make([]EnqueueResult, len(ips))
 	err := q.write(ctx, true, func(tx writeTx) error {
-		for i, ip := range ips {
-			t, created, err := q.st.insertTask(tx, ip)
-			if err != nil {
-				return err
-			}
-			out[i] = EnqueueResult{Task: t, Created: created}
+		tasks, created, err := q.st.insertTasks(tx, ips)
+		if err != nil {
+			return err
+		}
+		for i := range tasks {
+			out[i] = EnqueueResult{Task: tasks[i], Created: created[i]}
 		}
 		return nil
 	})

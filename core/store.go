@@ -23,7 +23,9 @@ type store interface {
 	rollback(tx writeTx) error
 
 	// Tasks.
-	insertTask(tx writeTx, p insertParams) (Task, bool, error)
+	// insertTasks inserts in order; created[i] is false when ps[i]'s
+	// idempotency key existed and tasks[i] is the existing task.
+	insertTasks(tx writeTx, ps []insertParams) (tasks []Task, created []bool, err error)
 	claim(tx writeTx, p claimParams) ([]Task, error)
 	complete(tx writeTx, id, token int64, result json.RawMessage, now time.Time) error
 	fail(tx writeTx, p failParams) (Task, error)
@@ -39,6 +41,7 @@ type store interface {
 	upsertWorker(tx writeTx, w WorkerInfo, lease time.Duration) error
 	heartbeat(tx writeTx, workerID string, now, until time.Time) (HeartbeatResult, error)
 	stopWorker(tx writeTx, workerID string, now time.Time) error
+	setWorkerStrategy(tx writeTx, workerID string, s Strategy) error
 
 	// Reads.
 	getTask(ctx context.Context, id int64) (Task, error)

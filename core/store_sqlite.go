@@ -361,52 +361,142 @@ func (s *sqliteStore) txGetTask(tx writeTx, id int64) (Task, error) {
 
 // --- tasks: writes ---------------------------------------------------------------
 
-func (s *sqliteStore) insertTask(tx writeTx, p insertParams) (Task, bool, error) {
-	if p.IdempotencyKey != "" {
-		t, err := scanTask(s.queryRow(tx, `SELECT `+taskColumns+` FROM tasks WHERE idempotency_key = ?`, p.IdempotencyKey))
-		if err == nil {
-			return t, false, nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return t, false, mapSQLiteErr(err)
-		}
-	}
+// insertCols are the columns an enqueue writes; insertRow returns its values.
+const insertCols = `(type, priority, payload, requirements, status, max_attempts, run_after, wr_key,
+	created_at, updated_at, idempotency_key, retry_base_ms, retry_cap_ms)`
+
+const insertTuple = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func insertRow(p insertParams, wr any) []any {
 	now := toMillis(p.Now)
-	runAfter := toMillis(p.RunAfter)
-	var wr any // due tasks enter the weighted race at once; later ones on promotion
-	if runAfter <= now {
-		base, err := s.minWRKey(tx)
-		if err != nil {
-			return Task{}, false, err
-		}
-		wr = wrKey(base, p.Priority)
-	}
-	row := s.queryRow(tx, `INSERT INTO tasks (type, priority, payload, requirements, status, max_attempts,
-		run_after, wr_key, created_at, updated_at, idempotency_key, retry_base_ms, retry_cap_ms)
-		VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		p.Type, p.Priority, p.Payload, nullString(p.Requirements), p.MaxAttempts,
-		runAfter, wr, now, now, nullString(p.IdempotencyKey), nullDurationMs(p.RetryBase), nullDurationMs(p.RetryCap))
-	var id int64
-	if err := row.Scan(&id); err != nil {
-		return Task{}, false, mapSQLiteErr(fmt.Errorf("insert task: %w", err))
-	}
+	return []any{p.Type, p.Priority, p.Payload, nullString(p.Requirements), p.MaxAttempts, toMillis(p.RunAfter), wr,
+		now, now, nullString(p.IdempotencyKey), nullDurationMs(p.RetryBase), nullDurationMs(p.RetryCap)}
+}
+
+func insertedTask(id int64, p insertParams) Task {
 	reqs := p.Requirements
 	if reqs == "" {
 		reqs = "{}"
 	}
+	now := fromMillis(toMillis(p.Now))
 	return Task{
 		ID: id, Type: p.Type, Priority: p.Priority, Payload: json.RawMessage(p.Payload),
 		Requirements: json.RawMessage(reqs), Status: StatusQueued, MaxAttempts: p.MaxAttempts,
-		RunAfter: fromMillis(runAfter), CreatedAt: fromMillis(now), UpdatedAt: fromMillis(now),
+		RunAfter: fromMillis(toMillis(p.RunAfter)), CreatedAt: now, UpdatedAt: now,
 		IdempotencyKey: p.IdempotencyKey, RetryBase: p.RetryBase, RetryCap: p.RetryCap,
-	}, true, nil
+	}
 }
 
-// minWRKey is the smallest key of the weighted race, 0 when it is empty.
-func (s *sqliteStore) minWRKey(tx writeTx) (float64, error) {
+// multiInsertSizes are the row counts of the multi-row INSERT statements a
+// batch is cut into (a few sizes, so few statements are prepared).
+var multiInsertSizes = []int{256, 64, 16, 4, 1}
+
+func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool, error) {
+	tasks := make([]Task, len(ps))
+	created := make([]bool, len(ps))
+	base, haveBase := 0.0, false
+	wrFor := func(p insertParams) (any, error) {
+		// Due tasks enter the weighted race at once; later ones on promotion.
+		if toMillis(p.RunAfter) > toMillis(p.Now) {
+			return nil, nil
+		}
+		if !haveBase {
+			var err error
+			if base, err = s.wrClock(tx); err != nil {
+				return nil, err
+			}
+			haveBase = true
+		}
+		return wrKey(base, p.Priority), nil
+	}
+	for i := 0; i < len(ps); {
+		if ps[i].IdempotencyKey != "" {
+			t, err := scanTask(s.queryRow(tx, `SELECT `+taskColumns+` FROM tasks WHERE idempotency_key = ?`, ps[i].IdempotencyKey))
+			if err == nil {
+				tasks[i] = t
+				i++
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, mapSQLiteErr(err)
+			}
+			wr, err := wrFor(ps[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			r, err := s.exec(tx, `INSERT INTO tasks `+insertCols+` VALUES `+insertTuple, insertRow(ps[i], wr)...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("insert task: %w", err)
+			}
+			id, _ := r.LastInsertId()
+			tasks[i], created[i] = insertedTask(id, ps[i]), true
+			i++
+			continue
+		}
+		// A run of tasks without keys: multi-row INSERTs. The writer holds the
+		// write lock and ids come from AUTOINCREMENT, so one statement's rows
+		// get consecutive ids ending at the last insert rowid.
+		j := i
+		for j < len(ps) && ps[j].IdempotencyKey == "" {
+			j++
+		}
+		for i < j {
+			n := 1
+			for _, size := range multiInsertSizes {
+				if size <= j-i {
+					n = size
+					break
+				}
+			}
+			args := make([]any, 0, n*12)
+			for k := i; k < i+n; k++ {
+				wr, err := wrFor(ps[k])
+				if err != nil {
+					return nil, nil, err
+				}
+				args = append(args, insertRow(ps[k], wr)...)
+			}
+			r, err := s.exec(tx, multiInsertSQL(n), args...)
+			if err != nil {
+				return nil, nil, fmt.Errorf("insert tasks: %w", err)
+			}
+			last, err := r.LastInsertId()
+			if err != nil {
+				return nil, nil, mapSQLiteErr(err)
+			}
+			for k := 0; k < n; k++ {
+				tasks[i+k], created[i+k] = insertedTask(last-int64(n-1-k), ps[i+k]), true
+			}
+			i += n
+		}
+	}
+	return tasks, created, nil
+}
+
+var multiInsertText sync.Map // int -> string
+
+func multiInsertSQL(n int) string {
+	if v, ok := multiInsertText.Load(n); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO tasks ` + insertCols + ` VALUES `)
+	for k := 0; k < n; k++ {
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(insertTuple)
+	}
+	q := b.String()
+	multiInsertText.Store(n, q)
+	return q
+}
+
+// wrClock is the clock of the weighted race: the key of the latest weighted
+// claim (0 before the first). Keys of tasks entering the race start from it.
+func (s *sqliteStore) wrClock(tx writeTx) (float64, error) {
 	var k sql.NullFloat64
-	err := s.queryRow(tx, `SELECT wr_key FROM tasks INDEXED BY tasks_queued_wr
-		WHERE status = 'queued' AND wr_key IS NOT NULL ORDER BY wr_key LIMIT 1`).Scan(&k)
+	err := s.queryRow(tx, `SELECT t FROM wr_clock WHERE id = 1`).Scan(&k)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, mapSQLiteErr(err)
 	}
@@ -467,7 +557,7 @@ func (s *sqliteStore) claim(tx writeTx, p claimParams) ([]Task, error) {
 
 // claimWeighted: see the comment in strategy.go.
 func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64) ([]Task, error) {
-	base, err := s.minWRKey(tx)
+	base, err := s.wrClock(tx)
 	if err != nil {
 		return nil, err
 	}
@@ -477,17 +567,20 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64)
 		return nil, fmt.Errorf("claim: promote due tasks: %w", err)
 	}
 	var out []Task
+	clock := base
 	for len(out) < p.Limit {
 		var drawnID, level int64
-		err := s.queryRow(tx, `SELECT id, priority FROM tasks INDEXED BY tasks_queued_wr
+		var drawnKey float64
+		err := s.queryRow(tx, `SELECT id, priority, wr_key FROM tasks INDEXED BY tasks_queued_wr
 			WHERE `+eligible+` AND wr_key IS NOT NULL ORDER BY wr_key LIMIT 1`,
-			now, p.TypesJSON, p.CapsJSON).Scan(&drawnID, &level)
+			now, p.TypesJSON, p.CapsJSON).Scan(&drawnID, &level, &drawnKey)
 		if errors.Is(err, sql.ErrNoRows) {
 			break
 		}
 		if err != nil {
 			return nil, mapSQLiteErr(fmt.Errorf("claim: draw: %w", err))
 		}
+		clock = max(clock, drawnKey)
 		var oldestID int64
 		var oldestKey sql.NullFloat64
 		err = s.queryRow(tx, `SELECT id, wr_key FROM tasks INDEXED BY tasks_queued_priority
@@ -512,6 +605,13 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64)
 			return nil, fmt.Errorf("claim: %w", err)
 		}
 		out = append(out, ts...)
+	}
+	if clock > base {
+		// The race moves on to the winning key: by memorylessness the keys
+		// left behind are clock + Exp(w) each, as new keys must be.
+		if _, err := s.exec(tx, `UPDATE wr_clock SET t = ? WHERE id = 1`, clock); err != nil {
+			return nil, fmt.Errorf("claim: advance race clock: %w", err)
+		}
 	}
 	return out, nil
 }
@@ -784,6 +884,11 @@ func (s *sqliteStore) heartbeat(tx writeTx, workerID string, now, until time.Tim
 
 func (s *sqliteStore) stopWorker(tx writeTx, workerID string, now time.Time) error {
 	_, err := s.exec(tx, `UPDATE workers SET stopped_at = ? WHERE id = ?`, toMillis(now), workerID)
+	return err
+}
+
+func (s *sqliteStore) setWorkerStrategy(tx writeTx, workerID string, st Strategy) error {
+	_, err := s.exec(tx, `UPDATE workers SET strategy = ? WHERE id = ?`, string(st), workerID)
 	return err
 }
 

@@ -46,11 +46,13 @@ func ParseStrategy(s string) (Strategy, error) {
 // Weighted random selection without scanning the queue.
 //
 // Each queued, eligible task carries a key drawn from an exponential
-// distribution with rate w = 1/(priority+1), offset by the smallest key in the
-// queue when the key is drawn (wrKey). Taking the task with the smallest key
-// (one index probe) picks each task with probability w_i / sum_j w_j: the
-// minimum of independent exponentials is won by i with that probability, and
-// by memorylessness the keys left behind still form such a race. Summing over
+// distribution with rate w = 1/(priority+1), offset by the race clock when the
+// key is drawn (wrKey). The clock (table wr_clock) is the key of the latest
+// weighted claim. Taking the task with the smallest key (one index probe)
+// picks each task with probability w_i / sum_j w_j: the minimum of
+// independent exponentials is won by i with that probability, and by
+// memorylessness the keys left behind are again the clock plus independent
+// exponentials, which is what a task entering the race gets. Summing over
 // the tasks of one level gives the level probability of the SPEC,
 // n_p*w(p) / sum_q n_q*w(q). The claim then takes the oldest task of the drawn
 // level and hands the drawn task the claimed task's key; both have the same

@@ -27,6 +27,10 @@ type WorkerConfig struct {
 	// Host and PID are recorded in the registry; default this host and process.
 	Host string
 	PID  int64
+	// Retry, when set, is the backoff of the failures this worker reports
+	// (Fail, AckMany) and overrides the queue's; a task's own RetryBase and
+	// RetryCap still win.
+	Retry *RetryPolicy
 }
 
 // Worker claims and settles tasks for one registered worker id. Safe for
@@ -37,6 +41,7 @@ type Worker struct {
 	capsJSON  string // "" when the worker has no capabilities
 	typesJSON string // "" when any type
 	lease     time.Duration
+	retry     RetryPolicy
 	strategy  atomic.Value // Strategy
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -72,7 +77,14 @@ func (q *Queue) RegisterWorker(ctx context.Context, cfg WorkerConfig) (*Worker, 
 			return nil, err
 		}
 	}
-	w := &Worker{q: q, id: cfg.ID, lease: lease}
+	w := &Worker{q: q, id: cfg.ID, lease: lease, retry: q.opts.Retry}
+	if cfg.Retry != nil {
+		r := *cfg.Retry
+		if r.Jitter < 0 || r.Jitter > 1 || r.Base < 0 || r.Cap < 0 {
+			return nil, invalidf("retry policy: base and cap must be >= 0 and jitter in [0, 1]")
+		}
+		w.retry = r.withDefaults()
+	}
 	if caps != "{}" {
 		w.capsJSON = caps
 	}
@@ -109,17 +121,17 @@ func (w *Worker) Strategy() Strategy { return w.strategy.Load().(Strategy) }
 // Lease is the worker's lease duration.
 func (w *Worker) Lease() time.Duration { return w.lease }
 
-// SetStrategy changes the strategy of later claims.
-func (w *Worker) SetStrategy(s Strategy) error {
-	if w.closed.Load() {
-		return ErrClosed
+// SetStrategy changes the strategy of later claims and records it in the registry.
+func (w *Worker) SetStrategy(ctx context.Context, s Strategy) error {
+	if err := w.check(); err != nil {
+		return err
 	}
 	s, err := ParseStrategy(string(s))
 	if err != nil {
 		return err
 	}
 	w.strategy.Store(s)
-	return nil
+	return w.q.write(ctx, false, func(tx writeTx) error { return w.q.st.setWorkerStrategy(tx, w.id, s) })
 }
 
 // Close marks the worker stopped in the registry. Leases it still holds are
@@ -260,7 +272,7 @@ func (w *Worker) Fail(ctx context.Context, id, token int64, message string, retr
 	var t Task
 	err := w.q.write(ctx, retryable, func(tx writeTx) (err error) {
 		t, err = w.q.st.fail(tx, failParams{ID: id, Token: token, Message: message, Retryable: retryable,
-			Now: w.q.now(), Policy: w.q.opts.Retry})
+			Now: w.q.now(), Policy: w.retry})
 		return err
 	})
 	return t, err
@@ -378,7 +390,7 @@ func (w *Worker) AckMany(ctx context.Context, acks []Ack) ([]error, error) {
 				errs[i] = w.q.st.complete(tx, a.ID, a.Token, a.Result, now)
 			case AckFail:
 				_, errs[i] = w.q.st.fail(tx, failParams{ID: a.ID, Token: a.Token, Message: a.Error,
-					Retryable: a.Retryable, Now: now, Policy: w.q.opts.Retry})
+					Retryable: a.Retryable, Now: now, Policy: w.retry})
 			case AckRelease:
 				errs[i] = w.q.st.release(tx, a.ID, a.Token, now)
 			case AckCancel:

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 )
 
@@ -79,6 +80,11 @@ func (w *writer) loop() {
 	for {
 		select {
 		case op := <-w.ops:
+			if len(batch) > 1 {
+				// The last batch had several callers; they are about to send
+				// their next ops. Let them run first so those commit together.
+				runtime.Gosched()
+			}
 			batch = append(batch[:0], op)
 		case <-w.stop:
 			// Fail what is still queued; nothing new can arrive.
@@ -118,24 +124,38 @@ func (w *writer) run(batch []*writeOp) {
 	if len(live) == 0 {
 		return
 	}
+	// Fast path: no savepoints. Should any op of a multi-op batch fail, the
+	// whole transaction is rolled back and the batch runs again with a
+	// savepoint around each op, so that the failure undoes only its own op.
+	if !w.attempt(live, false) {
+		w.attempt(live, true)
+	}
+}
+
+// attempt runs ops in one transaction and signals them. It returns false,
+// having rolled back and signalled nothing, when the fast path hit an op error.
+func (w *writer) attempt(ops []*writeOp, savepoints bool) bool {
 	tx, err := w.st.beginWrite(context.Background())
 	if err != nil {
-		w.finish(live, err)
-		return
+		w.finish(ops, err)
+		return true
 	}
-	single := len(live) == 1
 	wake, anyOK := false, false
-	for _, op := range live {
-		if single {
+	for _, op := range ops {
+		if !savepoints {
 			op.err = op.fn(tx)
-		} else if err := w.st.savepoint(tx); err != nil {
-			op.err = err
-		} else if op.err = op.fn(tx); op.err != nil {
-			if rbErr := w.st.rollbackSavepoint(tx); rbErr != nil {
-				op.err = errors.Join(op.err, rbErr)
+			if op.err != nil && len(ops) > 1 {
+				_ = w.st.rollback(tx)
+				return false
 			}
-		} else {
-			op.err = w.st.releaseSavepoint(tx)
+		} else if op.err = w.st.savepoint(tx); op.err == nil {
+			if op.err = op.fn(tx); op.err != nil {
+				if rbErr := w.st.rollbackSavepoint(tx); rbErr != nil {
+					op.err = errors.Join(op.err, rbErr)
+				}
+			} else {
+				op.err = w.st.releaseSavepoint(tx)
+			}
 		}
 		if op.err == nil {
 			anyOK = true
@@ -144,17 +164,18 @@ func (w *writer) run(batch []*writeOp) {
 	}
 	if !anyOK {
 		_ = w.st.rollback(tx)
-		w.finish(live, nil)
-		return
+		w.finish(ops, nil)
+		return true
 	}
 	if err := w.st.commit(tx); err != nil {
-		w.finish(live, err)
-		return
+		w.finish(ops, err)
+		return true
 	}
-	w.finish(live, nil)
-	if w.afterCommit != nil {
+	if wake && w.afterCommit != nil {
 		w.afterCommit(wake)
 	}
+	w.finish(ops, nil)
+	return true
 }
 
 // finish signals every op; a non-nil err overrides the ops' own results

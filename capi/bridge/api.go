@@ -67,9 +67,9 @@ type openIn struct {
 }
 
 type retryIn struct {
-	BaseMs int64   `json:"base_ms"`
-	CapMs  int64   `json:"cap_ms"`
-	Jitter float64 `json:"jitter"`
+	BaseMs int64    `json:"base_ms"`
+	CapMs  int64    `json:"cap_ms"`
+	Jitter *float64 `json:"jitter"` // absent: the default 0.2
 }
 
 func millis(name string, v int64) (time.Duration, error) {
@@ -97,15 +97,10 @@ func Open(optionsJSON string) (uint64, error) {
 	if o.WakePollInterval, err = millis("wake_poll_interval_ms", in.WakePollIntervalMs); err != nil {
 		return 0, err
 	}
-	if in.Retry != nil {
-		if in.Retry.BaseMs < 0 || in.Retry.CapMs < 0 {
-			return 0, fmt.Errorf("%w: retry base_ms and cap_ms must be >= 0", core.ErrInvalidArgument)
-		}
-		o.Retry = core.RetryPolicy{Base: time.Duration(in.Retry.BaseMs) * time.Millisecond,
-			Cap: time.Duration(in.Retry.CapMs) * time.Millisecond, Jitter: in.Retry.Jitter}
-		if in.Retry.Jitter == 0 {
-			o.Retry.Jitter = core.DefaultRetryPolicy.Jitter
-		}
+	if p, err := in.Retry.policy(); err != nil {
+		return 0, err
+	} else if p != nil {
+		o.Retry = *p
 	}
 	if len(in.Pragmas) > 0 {
 		o.Pragmas = map[string]string{}
@@ -383,6 +378,25 @@ type workerIn struct {
 	LeaseMs      int64           `json:"lease_ms"`
 	Host         string          `json:"host"`
 	PID          int64           `json:"pid"`
+	Retry        *retryIn        `json:"retry"`
+}
+
+func (r *retryIn) policy() (*core.RetryPolicy, error) {
+	if r == nil {
+		return nil, nil
+	}
+	if r.BaseMs < 0 || r.CapMs < 0 {
+		return nil, fmt.Errorf("%w: retry base_ms and cap_ms must be >= 0", core.ErrInvalidArgument)
+	}
+	p := core.RetryPolicy{Base: time.Duration(r.BaseMs) * time.Millisecond,
+		Cap: time.Duration(r.CapMs) * time.Millisecond, Jitter: core.DefaultRetryPolicy.Jitter}
+	if r.Jitter != nil {
+		if *r.Jitter < 0 || *r.Jitter > 1 {
+			return nil, fmt.Errorf("%w: retry jitter must be between 0 and 1", core.ErrInvalidArgument)
+		}
+		p.Jitter = *r.Jitter
+	}
+	return &p, nil
 }
 
 // WorkerOpen implements pq_worker_open.
@@ -403,8 +417,12 @@ func WorkerOpen(qh uint64, configJSON string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	retry, err := in.Retry.policy()
+	if err != nil {
+		return 0, err
+	}
 	w, err := q.RegisterWorker(bg, core.WorkerConfig{ID: in.WorkerID, Capabilities: in.Capabilities, Types: in.Types,
-		Strategy: strategy, Lease: lease, Host: in.Host, PID: in.PID})
+		Strategy: strategy, Lease: lease, Host: in.Host, PID: in.PID, Retry: retry})
 	if err != nil {
 		return 0, err
 	}
@@ -437,7 +455,7 @@ func WorkerSetStrategy(h uint64, strategy string) error {
 	if err != nil {
 		return err
 	}
-	return w.SetStrategy(core.Strategy(strategy))
+	return w.SetStrategy(bg, core.Strategy(strategy))
 }
 
 // Claim implements pq_claim.

@@ -43,7 +43,6 @@ CREATE INDEX tasks_queued_wr ON tasks (wr_key, type) WHERE status = 'queued' AND
 CREATE INDEX tasks_queued_delayed ON tasks (run_after) WHERE status = 'queued' AND wr_key IS NULL;
 CREATE INDEX tasks_leased ON tasks (lease_expires_at) WHERE status = 'leased';
 CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX tasks_status_type ON tasks (status, type);
 
 CREATE TABLE workers (
     id           TEXT    PRIMARY KEY,
