@@ -504,8 +504,8 @@ func (s *sqliteStore) wrClock(tx writeTx) (float64, error) {
 }
 
 // The claim statements. Each walks the partial index of its strategy and
-// stops after LIMIT eligible rows. ?1 now, ?2 types JSON (” = any),
-// ?3 capabilities JSON (” = none), ?4 limit.
+// stops after LIMIT eligible rows. ?1 now, ?2 types JSON (empty: any type),
+// ?3 capabilities JSON (empty: none), ?4 limit.
 const eligible = `status = 'queued' AND run_after <= ?1
 	AND (?2 = '' OR type IN (SELECT value FROM json_each(?2)))
 	AND (requirements IS NULL OR (?3 <> '' AND prismq_req_ok(requirements, ?3)))`
