@@ -169,6 +169,11 @@ func (q *Queue) checkJSONObject(what string, raw json.RawMessage) (string, error
 	if trimmed[0] != '{' || !json.Valid(trimmed) {
 		return "", invalidf("%s must be a JSON object", what)
 	}
+	// json.Valid accepts invalid UTF-8 inside strings; readers of the stored
+	// text (Python's json, SQLite's JSON functions) do not.
+	if !utf8.Valid(trimmed) {
+		return "", invalidf("%s is not valid UTF-8", what)
+	}
 	return string(trimmed), nil
 }
 
@@ -182,6 +187,9 @@ func (q *Queue) checkJSONValue(what string, raw json.RawMessage) (json.RawMessag
 	}
 	if !json.Valid(trimmed) {
 		return nil, invalidf("%s is not valid JSON", what)
+	}
+	if !utf8.Valid(trimmed) {
+		return nil, invalidf("%s is not valid UTF-8", what)
 	}
 	return json.RawMessage(trimmed), nil
 }

@@ -503,60 +503,116 @@ func (s *sqliteStore) wrClock(tx writeTx) (float64, error) {
 	return k.Float64, nil
 }
 
-// The claim statements. Each walks the partial index of its strategy and
-// stops after LIMIT eligible rows. ?1 now, ?2 types JSON (empty: any type),
-// ?3 capabilities JSON (empty: none), ?4 limit.
-const eligible = `status = 'queued' AND run_after <= ?1
-	AND (?2 = '' OR type IN (SELECT value FROM json_each(?2)))
-	AND (requirements IS NULL OR (?3 <> '' AND prismq_req_ok(requirements, ?3)))`
-
-var claimSelect = map[Strategy]string{
-	FIFO:     `SELECT id FROM tasks INDEXED BY tasks_queued_fifo WHERE ` + eligible + ` ORDER BY id LIMIT ?4`,
-	LIFO:     `SELECT id FROM tasks INDEXED BY tasks_queued_fifo WHERE ` + eligible + ` ORDER BY id DESC LIMIT ?4`,
-	Priority: `SELECT id FROM tasks INDEXED BY tasks_queued_priority WHERE ` + eligible + ` ORDER BY priority, id LIMIT ?4`,
+// eligibleSQL is the eligibility test of a claim: ?1 now, ?2 the worker's
+// types (a JSON array), ?3 its capabilities (a JSON object). The variants
+// without types or capabilities leave out their clause, so the common
+// catch-all claim evaluates no JSON at all.
+func eligibleSQL(hasTypes, hasCaps bool) string {
+	c := `status = 'queued' AND run_after <= ?1`
+	if hasTypes {
+		c += ` AND type IN (SELECT value FROM json_each(?2))`
+	}
+	if hasCaps {
+		c += ` AND (requirements IS NULL OR prismq_req_ok(requirements, ?3))`
+	} else {
+		c += ` AND requirements IS NULL`
+	}
+	return c
 }
 
-// leaseSet is the SET clause of a claim: ?5 owner, ?6 lease until, ?7 now.
+// claimOrder is each strategy's index walk; ?4 is the limit.
+var claimOrder = map[Strategy]struct{ index, order string }{
+	FIFO:     {"tasks_queued_fifo", "id"},
+	LIFO:     {"tasks_queued_fifo", "id DESC"},
+	Priority: {"tasks_queued_priority", "priority, id"},
+}
+
+var claimSQLCache sync.Map // claimSQLKey -> string
+
+type claimSQLKey struct {
+	kind              string
+	hasTypes, hasCaps bool
+}
+
+// claimSQL returns (and caches) the text of a claim statement.
+func claimSQL(kind string, hasTypes, hasCaps bool) string {
+	k := claimSQLKey{kind, hasTypes, hasCaps}
+	if v, ok := claimSQLCache.Load(k); ok {
+		return v.(string)
+	}
+	el := eligibleSQL(hasTypes, hasCaps)
+	var q string
+	switch kind {
+	case "draw": // weighted: the smallest key among eligible tasks
+		q = `SELECT id, priority, wr_key FROM tasks INDEXED BY tasks_queued_wr
+			WHERE ` + el + ` AND wr_key IS NOT NULL ORDER BY wr_key LIMIT 1`
+	case "oldest": // weighted: the oldest eligible task of level ?4
+		q = `SELECT id, wr_key FROM tasks INDEXED BY tasks_queued_priority
+			WHERE ` + el + ` AND priority = ?4 ORDER BY id LIMIT 1`
+	default:
+		o := claimOrder[Strategy(kind)]
+		q = `SELECT id FROM tasks INDEXED BY ` + o.index + ` WHERE ` + el + ` ORDER BY ` + o.order + ` LIMIT ?4`
+	}
+	claimSQLCache.Store(k, q)
+	return q
+}
+
+// leaseSet is the SET clause of a claim: ?2 owner, ?3 lease until, ?4 now.
 const leaseSet = `status = 'leased', attempts = attempts + 1, lease_token = lease_token + 1,
-	lease_owner = ?5, lease_expires_at = ?6, claimed_at = ?7, started_at = COALESCE(started_at, ?7),
-	updated_at = ?7, wr_key = NULL, cancel_requested = 0`
+	lease_owner = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = COALESCE(started_at, ?4),
+	updated_at = ?4, wr_key = NULL, cancel_requested = 0`
+
+// lease leases the given queued tasks and returns them in that order. One
+// small statement per task avoids the temporary tables an UPDATE ... IN
+// (SELECT ...) RETURNING would build on every claim.
+func (s *sqliteStore) lease(tx writeTx, ids []int64, p claimParams) ([]Task, error) {
+	now, until := toMillis(p.Now), toMillis(p.LeaseUntil)
+	out := make([]Task, 0, len(ids))
+	for _, id := range ids {
+		if _, err := s.exec(tx, `UPDATE tasks SET `+leaseSet+` WHERE id = ?1`, id, p.WorkerID, until, now); err != nil {
+			return nil, fmt.Errorf("claim: lease %d: %w", id, err)
+		}
+		t, err := s.txGetTask(tx, id)
+		if err != nil {
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
 
 func (s *sqliteStore) claim(tx writeTx, p claimParams) ([]Task, error) {
-	now, until := toMillis(p.Now), toMillis(p.LeaseUntil)
 	if p.Strategy == WeightedRandom {
-		return s.claimWeighted(tx, p, now, until)
+		return s.claimWeighted(tx, p)
 	}
-	sel, ok := claimSelect[p.Strategy]
-	if !ok {
+	if _, ok := claimOrder[p.Strategy]; !ok {
 		return nil, invalidf("unknown strategy %q", p.Strategy)
 	}
-	rows, err := s.query(tx, `UPDATE tasks SET `+leaseSet+` WHERE id IN (`+sel+`) RETURNING `+taskColumns,
-		now, p.TypesJSON, p.CapsJSON, p.Limit, p.WorkerID, until, now)
+	rows, err := s.query(tx, claimSQL(string(p.Strategy), p.TypesJSON != "", p.CapsJSON != ""),
+		toMillis(p.Now), p.TypesJSON, p.CapsJSON, p.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	tasks, err := scanTasks(rows)
-	if err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
-	}
-	// RETURNING has no order; give the strategy's.
-	sort.Slice(tasks, func(i, j int) bool {
-		a, b := tasks[i], tasks[j]
-		switch p.Strategy {
-		case LIFO:
-			return a.ID > b.ID
-		case Priority:
-			if a.Priority != b.Priority {
-				return a.Priority < b.Priority
-			}
+	ids := make([]int64, 0, p.Limit)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, mapSQLiteErr(err)
 		}
-		return a.ID < b.ID
-	})
-	return tasks, nil
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, mapSQLiteErr(fmt.Errorf("claim: %w", err))
+	}
+	return s.lease(tx, ids, p)
 }
 
 // claimWeighted: see the comment in strategy.go.
-func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64) ([]Task, error) {
+func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams) ([]Task, error) {
+	now := toMillis(p.Now)
+	hasTypes, hasCaps := p.TypesJSON != "", p.CapsJSON != ""
 	base, err := s.wrClock(tx)
 	if err != nil {
 		return nil, err
@@ -571,8 +627,7 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64)
 	for len(out) < p.Limit {
 		var drawnID, level int64
 		var drawnKey float64
-		err := s.queryRow(tx, `SELECT id, priority, wr_key FROM tasks INDEXED BY tasks_queued_wr
-			WHERE `+eligible+` AND wr_key IS NOT NULL ORDER BY wr_key LIMIT 1`,
+		err := s.queryRow(tx, claimSQL("draw", hasTypes, hasCaps),
 			now, p.TypesJSON, p.CapsJSON).Scan(&drawnID, &level, &drawnKey)
 		if errors.Is(err, sql.ErrNoRows) {
 			break
@@ -583,8 +638,7 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64)
 		clock = max(clock, drawnKey)
 		var oldestID int64
 		var oldestKey sql.NullFloat64
-		err = s.queryRow(tx, `SELECT id, wr_key FROM tasks INDEXED BY tasks_queued_priority
-			WHERE `+eligible+` AND priority = ?4 ORDER BY id LIMIT 1`,
+		err = s.queryRow(tx, claimSQL("oldest", hasTypes, hasCaps),
 			now, p.TypesJSON, p.CapsJSON, level).Scan(&oldestID, &oldestKey)
 		if err != nil {
 			return nil, mapSQLiteErr(fmt.Errorf("claim: oldest of level %d: %w", level, err))
@@ -595,14 +649,9 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams, now, until int64)
 				return nil, fmt.Errorf("claim: swap keys: %w", err)
 			}
 		}
-		rows, err := s.query(tx, `UPDATE tasks SET `+leaseSet+` WHERE id = ?1 RETURNING `+taskColumns,
-			oldestID, "", "", 0, p.WorkerID, until, now)
+		ts, err := s.lease(tx, []int64{oldestID}, p)
 		if err != nil {
-			return nil, fmt.Errorf("claim: %w", err)
-		}
-		ts, err := scanTasks(rows)
-		if err != nil {
-			return nil, fmt.Errorf("claim: %w", err)
+			return nil, err
 		}
 		out = append(out, ts...)
 	}
