@@ -146,22 +146,24 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// pragmaList returns the pragmas in a stable order, journal_mode first so
-// that the others apply to a WAL database.
+// pragmaList returns the pragmas in a stable order: busy_timeout first, so
+// that the rest (journal_mode=WAL needs a lock on a new file that other
+// processes may be opening too) wait for locks, then journal_mode, so that
+// the others apply to a WAL database.
 func (o Options) pragmaList() []string {
+	first := []string{"busy_timeout", "journal_mode"}
 	names := make([]string, 0, len(o.Pragmas))
 	for k := range o.Pragmas {
-		if k != "journal_mode" {
+		if k != first[0] && k != first[1] {
 			names = append(names, k)
 		}
 	}
 	sort.Strings(names)
-	out := make([]string, 0, len(names)+1)
-	if v, ok := o.Pragmas["journal_mode"]; ok {
-		out = append(out, fmt.Sprintf("journal_mode=%s", v))
-	}
-	for _, k := range names {
-		out = append(out, fmt.Sprintf("%s=%s", k, o.Pragmas[k]))
+	out := make([]string, 0, len(names)+2)
+	for _, k := range append(first, names...) {
+		if v, ok := o.Pragmas[k]; ok {
+			out = append(out, fmt.Sprintf("%s=%s", k, v))
+		}
 	}
 	return out
 }

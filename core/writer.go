@@ -7,133 +7,143 @@ import (
 	"sync"
 )
 
-// writer owns the store's write connection. Every mutating operation of a
-// Queue is sent to it as a writeOp; it commits the operations that arrive
-// together in one transaction (group commit), each inside a savepoint so
-// that one failing operation does not undo the others. SQLite has a single
-// writer per file, so this turns N concurrent callers into one commit
-// instead of N.
+// writer serializes the writes of one Queue onto the store's single write
+// connection and commits the operations of concurrent callers together in
+// one transaction (group commit). SQLite has one writer per file, so N
+// concurrent callers cost one commit instead of N.
+//
+// There is no writer goroutine: the first caller to find the writer idle
+// becomes the leader and runs batches of pending operations (its own first)
+// on its own goroutine, so an uncontended call pays no thread hand-off.
+// Callers that arrive meanwhile queue their operation and wait. When the
+// leader's own operation is done it hands the lead to the oldest waiting
+// caller, so no caller serves others for ever.
+//
+// Each operation of a batch runs inside the transaction; should one fail, the
+// transaction is rolled back and the batch runs again with a savepoint around
+// each operation, so that a failure undoes only its own operation.
 type writer struct {
-	st       store
-	ops      chan *writeOp
-	maxBatch int
-	stop     chan struct{}
-	done     chan struct{}
-	// afterCommit runs after each successful commit with the flags of the batch.
-	afterCommit func(wake bool)
-	closeOnce   sync.Once
+	st          store
+	maxBatch    int
+	afterCommit func(wake bool) // after each commit that made tasks claimable
+
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled when leading becomes false
+	pending []*writeOp
+	last    int // size of the last batch
+	leading bool
+	closed  bool
 }
 
 type writeOp struct {
-	ctx context.Context
-	fn  func(tx writeTx) error
+	fn func(tx writeTx) error
 	// wake asks waiting claimers to look again after the commit (new or requeued tasks).
 	wake bool
 	err  error
-	done chan struct{}
+	// done receives one signal when the op has run, and one before that if
+	// the op's caller is promoted to leader (promote is then true).
+	done     chan struct{}
+	promote  bool
+	finished bool
 }
 
 func newWriter(st store, maxBatch int, afterCommit func(bool)) *writer {
-	w := &writer{
-		st: st, ops: make(chan *writeOp, maxBatch), maxBatch: maxBatch,
-		stop: make(chan struct{}), done: make(chan struct{}), afterCommit: afterCommit,
-	}
-	go w.loop()
+	w := &writer{st: st, maxBatch: maxBatch, afterCommit: afterCommit}
+	w.idle = sync.NewCond(&w.mu)
 	return w
 }
 
 var opPool = sync.Pool{New: func() any { return &writeOp{done: make(chan struct{}, 1)} }}
 
 // do runs fn in a write transaction and returns once it is committed (or
-// failed). wake marks operations that make tasks claimable.
+// failed). wake marks operations that make tasks claimable. A context that
+// ends before the operation starts cancels it; once started it runs to the end.
 func (w *writer) do(ctx context.Context, wake bool, fn func(tx writeTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	op := opPool.Get().(*writeOp)
-	op.ctx, op.fn, op.wake, op.err = ctx, fn, wake, nil
-	select {
-	case w.ops <- op:
-	case <-w.stop:
+	op.fn, op.wake, op.err, op.promote, op.finished = fn, wake, nil, false, false
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
 		opPool.Put(op)
 		return ErrClosed
-	case <-ctx.Done():
-		opPool.Put(op)
-		return ctx.Err()
 	}
-	// The op is now owned by the writer until it signals done; waiting for
-	// it even when ctx ends keeps the result honest (it may have committed).
-	<-op.done
+	w.pending = append(w.pending, op)
+	lead := !w.leading
+	w.leading = true
+	w.mu.Unlock()
+	if lead {
+		w.lead(op)
+	}
+	for {
+		<-op.done
+		if !op.promote {
+			break
+		}
+		op.promote = false
+		w.lead(op)
+	}
 	err := op.err
-	op.ctx, op.fn = nil, nil
+	op.fn = nil
 	opPool.Put(op)
 	return err
 }
 
-func (w *writer) close() {
-	w.closeOnce.Do(func() {
-		close(w.stop)
-		<-w.done
-	})
-}
-
-func (w *writer) loop() {
-	defer close(w.done)
-	batch := make([]*writeOp, 0, w.maxBatch)
-	for {
-		select {
-		case op := <-w.ops:
-			if len(batch) > 1 {
-				// The last batch had several callers; they are about to send
-				// their next ops. Let them run first so those commit together.
-				runtime.Gosched()
-			}
-			batch = append(batch[:0], op)
-		case <-w.stop:
-			// Fail what is still queued; nothing new can arrive.
-			for {
-				select {
-				case op := <-w.ops:
-					op.err = ErrClosed
-					op.done <- struct{}{}
-				default:
-					return
-				}
-			}
+// lead runs batches until self has run, then passes the lead on.
+func (w *writer) lead(self *writeOp) {
+	for !self.finished {
+		w.mu.Lock()
+		if w.last > 1 && len(w.pending) < w.last {
+			// The callers of the last batch are about to send their next
+			// operations: let them run first so that those commit together.
+			w.mu.Unlock()
+			runtime.Gosched()
+			w.mu.Lock()
 		}
-	drain:
-		for len(batch) < w.maxBatch {
-			select {
-			case op := <-w.ops:
-				batch = append(batch, op)
-			default:
-				break drain
-			}
+		n := len(w.pending)
+		if n > w.maxBatch {
+			n = w.maxBatch
 		}
+		batch := make([]*writeOp, n)
+		copy(batch, w.pending)
+		w.pending = w.pending[n:]
+		w.last = n
+		w.mu.Unlock()
 		w.run(batch)
 	}
+	w.mu.Lock()
+	if len(w.pending) > 0 {
+		next := w.pending[0]
+		next.promote = true
+		next.done <- struct{}{}
+	} else {
+		w.leading = false
+		w.idle.Broadcast()
+	}
+	w.mu.Unlock()
+}
+
+// close refuses new operations and waits for the running ones to finish.
+func (w *writer) close() {
+	w.mu.Lock()
+	w.closed = true
+	for w.leading {
+		w.idle.Wait()
+	}
+	w.mu.Unlock()
 }
 
 func (w *writer) run(batch []*writeOp) {
-	live := batch[:0:0]
-	for _, op := range batch {
-		if err := op.ctx.Err(); err != nil {
-			op.err = err
-			op.done <- struct{}{}
-			continue
-		}
-		live = append(live, op)
-	}
-	if len(live) == 0 {
-		return
-	}
-	// Fast path: no savepoints. Should any op of a multi-op batch fail, the
-	// whole transaction is rolled back and the batch runs again with a
-	// savepoint around each op, so that the failure undoes only its own op.
-	if !w.attempt(live, false) {
-		w.attempt(live, true)
+	if !w.attempt(batch, false) {
+		w.attempt(batch, true)
 	}
 }
 
 // attempt runs ops in one transaction and signals them. It returns false,
-// having rolled back and signalled nothing, when the fast path hit an op error.
+// having rolled back and signalled nothing, when the fast path (no
+// savepoints) hit an op error in a batch of several ops.
 func (w *writer) attempt(ops []*writeOp, savepoints bool) bool {
 	tx, err := w.st.beginWrite(context.Background())
 	if err != nil {
@@ -185,6 +195,7 @@ func (w *writer) finish(ops []*writeOp, err error) {
 		if err != nil && op.err == nil {
 			op.err = err
 		}
+		op.finished = true
 		op.done <- struct{}{}
 	}
 }
