@@ -362,14 +362,16 @@ func (s *sqliteStore) txGetTask(tx writeTx, id int64) (Task, error) {
 // --- tasks: writes ---------------------------------------------------------------
 
 // insertCols are the columns an enqueue writes; insertRow returns its values.
-const insertCols = `(type, priority, payload, requirements, status, max_attempts, run_after, wr_key,
+const insertCols = `(type, priority, payload, requirements, status, max_attempts, run_after,
 	created_at, updated_at, idempotency_key, retry_base_ms, retry_cap_ms)`
 
-const insertTuple = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertTuple = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`
 
-func insertRow(p insertParams, wr any) []any {
+// New tasks enter the weighted race only when a weighted claim promotes them
+// (claimWeighted), so queues without weighted workers never pay for its index.
+func insertRow(p insertParams) []any {
 	now := toMillis(p.Now)
-	return []any{p.Type, p.Priority, p.Payload, nullString(p.Requirements), p.MaxAttempts, toMillis(p.RunAfter), wr,
+	return []any{p.Type, p.Priority, p.Payload, nullString(p.Requirements), p.MaxAttempts, toMillis(p.RunAfter),
 		now, now, nullString(p.IdempotencyKey), nullDurationMs(p.RetryBase), nullDurationMs(p.RetryCap)}
 }
 
@@ -394,21 +396,6 @@ var multiInsertSizes = []int{256, 64, 16, 4, 1}
 func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool, error) {
 	tasks := make([]Task, len(ps))
 	created := make([]bool, len(ps))
-	base, haveBase := 0.0, false
-	wrFor := func(p insertParams) (any, error) {
-		// Due tasks enter the weighted race at once; later ones on promotion.
-		if toMillis(p.RunAfter) > toMillis(p.Now) {
-			return nil, nil
-		}
-		if !haveBase {
-			var err error
-			if base, err = s.wrClock(tx); err != nil {
-				return nil, err
-			}
-			haveBase = true
-		}
-		return wrKey(base, p.Priority), nil
-	}
 	for i := 0; i < len(ps); {
 		if ps[i].IdempotencyKey != "" {
 			t, err := scanTask(s.queryRow(tx, `SELECT `+taskColumns+` FROM tasks WHERE idempotency_key = ?`, ps[i].IdempotencyKey))
@@ -420,11 +407,7 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 			if !errors.Is(err, sql.ErrNoRows) {
 				return nil, nil, mapSQLiteErr(err)
 			}
-			wr, err := wrFor(ps[i])
-			if err != nil {
-				return nil, nil, err
-			}
-			r, err := s.exec(tx, `INSERT INTO tasks `+insertCols+` VALUES `+insertTuple, insertRow(ps[i], wr)...)
+			r, err := s.exec(tx, `INSERT INTO tasks `+insertCols+` VALUES `+insertTuple, insertRow(ps[i])...)
 			if err != nil {
 				return nil, nil, fmt.Errorf("insert task: %w", err)
 			}
@@ -450,11 +433,7 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 			}
 			args := make([]any, 0, n*12)
 			for k := i; k < i+n; k++ {
-				wr, err := wrFor(ps[k])
-				if err != nil {
-					return nil, nil, err
-				}
-				args = append(args, insertRow(ps[k], wr)...)
+				args = append(args, insertRow(ps[k])...)
 			}
 			r, err := s.exec(tx, multiInsertSQL(n), args...)
 			if err != nil {
@@ -609,6 +588,9 @@ func (s *sqliteStore) claim(tx writeTx, p claimParams) ([]Task, error) {
 	return s.lease(tx, ids, p)
 }
 
+// promoteBatch bounds how many tasks one weighted claim brings into the race.
+const promoteBatch = 20000
+
 // claimWeighted: see the comment in strategy.go.
 func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams) ([]Task, error) {
 	now := toMillis(p.Now)
@@ -617,9 +599,13 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams) ([]Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Promotion: tasks that became due since the last weighted claim join the race.
+	// Promotion: due tasks outside the race (new, requeued or come due since
+	// the last weighted claim) join it, at most promoteBatch per claim so that
+	// one claim after a large enqueue does not hold the write lock for long.
 	if _, err := s.exec(tx, `UPDATE tasks SET wr_key = ?1 + (-ln(1.0 - ((random() >> 11) & 9007199254740991) / 9007199254740992.0)) * (priority + 1)
-		WHERE status = 'queued' AND wr_key IS NULL AND run_after <= ?2`, base, now); err != nil {
+		WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_queued_delayed
+			WHERE status = 'queued' AND wr_key IS NULL AND run_after <= ?2 ORDER BY run_after LIMIT ?3)`,
+		base, now, promoteBatch); err != nil {
 		return nil, fmt.Errorf("claim: promote due tasks: %w", err)
 	}
 	var out []Task

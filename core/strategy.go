@@ -56,8 +56,10 @@ func ParseStrategy(s string) (Strategy, error) {
 // the tasks of one level gives the level probability of the SPEC,
 // n_p*w(p) / sum_q n_q*w(q). The claim then takes the oldest task of the drawn
 // level and hands the drawn task the claimed task's key; both have the same
-// rate, so the race is unchanged. Tasks that are not yet due have no key;
-// they get one when they become due (promotion, in the claim transaction).
+// rate, so the race is unchanged. Tasks enter the race (get a key) in the
+// transaction of a weighted claim once they are due (promotion): new tasks,
+// requeued ones and delayed ones alike, so a queue that no weighted worker
+// serves never maintains the race's index.
 
 // wrWeight is the weight of a priority level.
 func wrWeight(priority int64) float64 {

@@ -38,8 +38,8 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_queued_fifo ON tasks (id, run_after, type) WHERE status = 'queued';
 CREATE INDEX tasks_queued_priority ON tasks (priority, id, run_after, type) WHERE status = 'queued';
 CREATE INDEX tasks_queued_wr ON tasks (wr_key, type) WHERE status = 'queued' AND wr_key IS NOT NULL;
--- Queued tasks that are not due yet: promotion into the weighted race and the
--- "next due" wake-up time.
+-- Queued tasks outside the weighted race (not due yet, or not yet promoted by
+-- a weighted claim): promotion into the race and the "next due" wake-up time.
 CREATE INDEX tasks_queued_delayed ON tasks (run_after) WHERE status = 'queued' AND wr_key IS NULL;
 CREATE INDEX tasks_leased ON tasks (lease_expires_at) WHERE status = 'leased';
 CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
