@@ -140,9 +140,17 @@ func isBusy(err error) bool {
 
 // --- transactions -------------------------------------------------------------
 
+// beginWrite starts the write transaction, retrying while another
+// connection holds the write lock. SQLite's locks are not fair: a process
+// that commits in a loop can win the lock again and again. So the busy
+// timeout only counts time in which nobody committed: while other
+// connections are making progress (PRAGMA data_version moves), waiting is
+// normal load and the deadline moves on. ErrBusy means the lock was held for
+// busy_timeout without a single commit.
 func (s *sqliteStore) beginWrite(ctx context.Context) (writeTx, error) {
 	deadline := time.Now().Add(s.busyTimeout)
-	sleep := 50 * time.Microsecond
+	sleep := 20 * time.Microsecond
+	version := int64(-1)
 	for {
 		_, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE")
 		if err == nil {
@@ -152,19 +160,36 @@ func (s *sqliteStore) beginWrite(ctx context.Context) (writeTx, error) {
 			return nil, mapSQLiteErr(fmt.Errorf("begin: %w", err))
 		}
 		s.busyRetries.Add(1)
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: the database stayed locked for %v", ErrBusy, s.busyTimeout)
+		if version < 0 {
+			version = s.writerDataVersion(ctx)
 		}
-		// Jittered exponential sleep, 50 us to 2 ms: short enough to keep
-		// throughput when another process commits every few hundred microseconds.
+		if time.Now().After(deadline) {
+			v := s.writerDataVersion(ctx)
+			if v < 0 || v == version {
+				return nil, fmt.Errorf("%w: the database stayed locked for %v without a commit", ErrBusy, s.busyTimeout)
+			}
+			version, deadline = v, time.Now().Add(s.busyTimeout)
+		}
+		// Jittered exponential sleep, 20 us to 1 ms: short enough to find
+		// the lock free between the commits of a busy process.
 		time.Sleep(sleep/2 + rand.N(sleep))
-		if sleep < 2*time.Millisecond {
+		if sleep < time.Millisecond {
 			sleep *= 2
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// writerDataVersion reads PRAGMA data_version on the writer connection: it
+// changes whenever another connection commits. -1 when it cannot be read.
+func (s *sqliteStore) writerDataVersion(ctx context.Context) int64 {
+	var v int64
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		return -1
+	}
+	return v
 }
 
 func (s *sqliteStore) txExec(tx writeTx, q string) error {
