@@ -423,7 +423,8 @@ const sweepBatch = 500
 
 // Sweep returns expired leases to the queue now: each is requeued with
 // backoff (its attempt counted at claim), failed when its attempts are
-// exhausted, or cancelled when a cancel was requested.
+// exhausted, or cancelled when a cancel was requested. While a live worker
+// claims by WEIGHTED_RANDOM it also brings due tasks into the weighted race.
 func (q *Queue) Sweep(ctx context.Context) (SweepResult, error) {
 	var total SweepResult
 	for {
@@ -439,7 +440,30 @@ func (q *Queue) Sweep(ctx context.Context) (SweepResult, error) {
 		total.Failed += r.Failed
 		total.Cancelled += r.Cancelled
 		if r.Requeued+r.Failed+r.Cancelled < sweepBatch {
-			return total, nil
+			break
+		}
+	}
+	return total, q.promote(ctx)
+}
+
+// promote brings due tasks into the weighted race in the background, in
+// transactions of PromoteBatch tasks, while a live worker claims by
+// WEIGHTED_RANDOM; its claims then find the race complete and stay cheap.
+func (q *Queue) promote(ctx context.Context) error {
+	if ok, err := q.st.hasWeightedWorkers(ctx); err != nil || !ok {
+		return err
+	}
+	for {
+		var n int64
+		err := q.write(ctx, false, func(tx writeTx) (err error) {
+			n, err = q.st.promote(tx, q.now(), PromoteBatch)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		if n < PromoteBatch {
+			return nil
 		}
 	}
 }

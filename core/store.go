@@ -36,6 +36,8 @@ type store interface {
 	retry(tx writeTx, id int64, now time.Time) (Task, error)
 	sweep(tx writeTx, now time.Time, policy RetryPolicy, limit int) (SweepResult, error)
 	appendLog(tx writeTx, e LogEntry) error
+	// promote brings up to limit due tasks into the weighted race.
+	promote(tx writeTx, now time.Time, limit int) (int64, error)
 
 	// Workers.
 	upsertWorker(tx writeTx, w WorkerInfo, lease time.Duration) error
@@ -49,6 +51,7 @@ type store interface {
 	stats(ctx context.Context) (Stats, error)
 	logs(ctx context.Context, taskID int64, limit int) ([]LogEntry, error)
 	workers(ctx context.Context) ([]WorkerInfo, error)
+	hasWeightedWorkers(ctx context.Context) (bool, error)
 	// nextDue is the earliest run_after after now among queued tasks (zero when none).
 	nextDue(ctx context.Context, now time.Time) (time.Time, error)
 	// changeCounter changes whenever another connection commits (PRAGMA data_version).

@@ -613,9 +613,6 @@ func (s *sqliteStore) claim(tx writeTx, p claimParams) ([]Task, error) {
 	return s.lease(tx, ids, p)
 }
 
-// promoteBatch bounds how many tasks one weighted claim brings into the race.
-const promoteBatch = 20000
-
 // claimWeighted: see the comment in strategy.go.
 func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams) ([]Task, error) {
 	now := toMillis(p.Now)
@@ -624,14 +621,8 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams) ([]Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Promotion: due tasks outside the race (new, requeued or come due since
-	// the last weighted claim) join it, at most promoteBatch per claim so that
-	// one claim after a large enqueue does not hold the write lock for long.
-	if _, err := s.exec(tx, `UPDATE tasks SET wr_key = ?1 + (-ln(1.0 - ((random() >> 11) & 9007199254740991) / 9007199254740992.0)) * (priority + 1)
-		WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_queued_delayed
-			WHERE status = 'queued' AND wr_key IS NULL AND run_after <= ?2 ORDER BY run_after LIMIT ?3)`,
-		base, now, promoteBatch); err != nil {
-		return nil, fmt.Errorf("claim: promote due tasks: %w", err)
+	if _, err := s.promoteAt(tx, base, now, PromoteBatch); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
 	}
 	var out []Task
 	clock := base
@@ -674,6 +665,43 @@ func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams) ([]Task, error) {
 		}
 	}
 	return out, nil
+}
+
+// PromoteBatch bounds how many tasks one weighted claim (or one sweeper
+// transaction) brings into the weighted race, so that a claim after a large
+// enqueue does not hold the write lock for long.
+const PromoteBatch = 2000
+
+// promote brings up to limit due tasks that are outside the weighted race
+// (new, requeued, or delayed and now due) into it, oldest due first.
+func (s *sqliteStore) promote(tx writeTx, now time.Time, limit int) (int64, error) {
+	base, err := s.wrClock(tx)
+	if err != nil {
+		return 0, err
+	}
+	return s.promoteAt(tx, base, toMillis(now), limit)
+}
+
+func (s *sqliteStore) promoteAt(tx writeTx, base float64, now int64, limit int) (int64, error) {
+	r, err := s.exec(tx, `UPDATE tasks SET wr_key = ?1 + (-ln(1.0 - ((random() >> 11) & 9007199254740991) / 9007199254740992.0)) * (priority + 1)
+		WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_queued_delayed
+			WHERE status = 'queued' AND wr_key IS NULL AND run_after <= ?2 ORDER BY run_after LIMIT ?3)`,
+		base, now, limit)
+	if err != nil {
+		return 0, fmt.Errorf("promote due tasks: %w", err)
+	}
+	n, err := r.RowsAffected()
+	return n, mapSQLiteErr(err)
+}
+
+// hasWeightedWorkers reports whether a live worker claims by WEIGHTED_RANDOM.
+func (s *sqliteStore) hasWeightedWorkers(ctx context.Context) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM workers WHERE stopped_at IS NULL AND strategy = 'weighted_random' LIMIT 1`).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, mapSQLiteErr(err)
 }
 
 // leaseCheck explains why a fenced update matched no row.

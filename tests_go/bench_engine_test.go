@@ -133,12 +133,12 @@ func BenchmarkClaimComplete(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				// Warm-up. A weighted claim brings at most 20,000 new tasks
+				// Warm-up. A weighted claim brings at most core.PromoteBatch new tasks
 				// into its race, so the weighted worker first claims until
 				// the whole fill has joined (a one-off cost of the fill).
 				warm := 1
 				if s == core.WeightedRandom {
-					warm = depth/20000 + 2
+					warm = depth/core.PromoteBatch + 2
 				}
 				for i := 0; i < warm; i++ {
 					ts, err := w.Claim(ctx, 1, 0)
