@@ -352,3 +352,16 @@ def test_millisecond_timestamps_convert_exactly() -> None:
     for ms in (0, 1, 999, 1_796_057_827_314, 4_102_444_799_999, -1, -86_400_001):
         assert _ms_to_dt(ms) == epoch + timedelta(milliseconds=ms)
         assert _ms_to_dt(ms).utcoffset() == timedelta(0)
+
+
+def test_env_db_path_set_after_the_library_loaded_is_used(tmp_path, monkeypatch):
+    import prismq_queue
+    from prismq_queue import _lib
+
+    _lib.load()  # the Go runtime copies the environment now
+    target = tmp_path / "from-env" / "q.db"
+    monkeypatch.setenv("PRISMQ_QUEUE_DB_PATH", str(target))
+    assert prismq_queue.default_path() == str(target)
+    with prismq_queue.Queue() as q:
+        assert q.path == str(target)
+    assert target.exists()

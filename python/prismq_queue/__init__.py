@@ -35,6 +35,15 @@ from ._errors import (
 from ._lib import default_path, version
 from .aio import AsyncQueue, AsyncWorker
 from .config import WorkerConfig
+from .manager import (
+    Divergence,
+    InMemoryTaskManager,
+    QueuedTaskManager,
+    RecoveredRun,
+    ShadowTaskManager,
+    create_task_manager,
+    run_handler,
+)
 from .models import (
     AckResult,
     LeaseInfo,
@@ -49,6 +58,7 @@ from .models import (
 )
 from .queue import EnqueueRequest, Queue
 from .runner import HandlerRegistry, RunSummary, TaskContext, handlers, run_worker, task
+from .runs import QueueRunRegistry, RunRecord, export_history, import_history
 from .worker import Worker
 
 __version__ = "0.1.0"
@@ -57,8 +67,10 @@ __all__ = [
     "AckResult",
     "AsyncQueue",
     "AsyncWorker",
+    "Divergence",
     "EnqueueRequest",
     "HandlerRegistry",
+    "InMemoryTaskManager",
     "InternalError",
     "InvalidArgumentError",
     "InvalidStateError",
@@ -73,10 +85,15 @@ __all__ = [
     "QueueClosedError",
     "QueueError",
     "QueueIOError",
+    "QueueRunRegistry",
+    "QueuedTaskManager",
+    "RecoveredRun",
     "RetryConfig",
+    "RunRecord",
     "RunSummary",
     "SchedulingStrategy",
     "SchemaError",
+    "ShadowTaskManager",
     "Stats",
     "SweepResult",
     "Task",
@@ -87,9 +104,13 @@ __all__ = [
     "Worker",
     "WorkerConfig",
     "WorkerInfo",
+    "create_task_manager",
     "default_path",
     "error_from_code",
+    "export_history",
     "handlers",
+    "import_history",
+    "run_handler",
     "run_worker",
     "task",
     "version",

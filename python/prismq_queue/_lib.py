@@ -237,5 +237,9 @@ def default_path() -> str:
 
     :raises LibraryNotFoundError: when the library cannot be loaded.
     """
+    env = os.environ.get("PRISMQ_QUEUE_DB_PATH")
+    if env:
+        # The Go runtime's copy of the environment dates from when the library loaded.
+        return env
     load()
     return call_string(FUNCTIONS["pq_default_path"])

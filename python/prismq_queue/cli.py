@@ -7,6 +7,7 @@ Examples::
     prismq-queue --db queue.db --json stats
     prismq-queue --db queue.db worker --handlers myapp.tasks --concurrency 4
     prismq-queue demo --tasks 3000 --workers 4
+    prismq-queue --db queue.db runs import data/run_history.json
 
 Exit codes: 0 ok, 1 the operation failed (e.g. unknown task, wrong state), 2 usage error,
 3 the database cannot be opened.
@@ -222,6 +223,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="lines (default all)")
 
     add("sweep", "requeue or fail tasks whose lease expired, now")
+
+    p = add("runs", "move the app's run history between its JSON file and the database")
+    runs_sub = p.add_subparsers(dest="runs_command", metavar="ACTION")
+    runs_sub.required = True
+    for action, help_text in (
+        ("import", "store the runs of a RunRegistry JSON history file in the database"),
+        ("export", "write the database's runs to a JSON history file RunRegistry reads"),
+    ):
+        rp = runs_sub.add_parser(action, help=help_text, description=help_text, parents=[common])
+        rp.add_argument("file", help="the history file, e.g. data/run_history.json")
+        bar = rp.add_mutually_exclusive_group()
+        bar.add_argument("--progress", action="store_true", default=None, help="always show a progress bar")
+        bar.add_argument("--no-progress", action="store_false", dest="progress", help="never show one")
 
     p = add("demo", "enqueue tasks and run several worker processes with different strategies")
     p.add_argument("--tasks", type=int, default=3000, help="tasks to enqueue (default 3000)")
@@ -463,6 +477,64 @@ def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
             f"cancelled {summary.cancelled}, released {summary.released} "
             f"in {summary.duration_seconds:.1f} s\n"
         )
+    return EXIT_OK
+
+
+# ---- runs import / export ------------------------------------------------------------------------
+
+_PROGRESS_MIN_RUNS = 1000
+
+
+def _progress_bar(label: str, show: bool | None, stream: TextIO) -> Callable[[int, int], None]:
+    """A text progress bar on ``stream`` for files of at least 1,000 runs (or when ``show``)."""
+    state = {"last": -1}
+
+    def update(done: int, total: int) -> None:
+        visible = show if show is not None else (stream.isatty() and total >= _PROGRESS_MIN_RUNS)
+        if not visible or total <= 0:
+            return
+        width = 30
+        filled = width * done // total
+        percent = 100 * done // total
+        if percent == state["last"] and done != total:
+            return
+        state["last"] = percent
+        end = "\n" if done >= total else ""
+        stream.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs{end}")
+        stream.flush()
+
+    return update
+
+
+def _cmd_runs(args: argparse.Namespace, out: TextIO) -> int:
+    from .runs import QueueRunRegistry, export_history, import_history
+
+    path = Path(args.file)
+    if args.runs_command == "import" and not path.is_file():
+        raise _UsageError(f"no such file: {path}")
+    with _open(args.db) as q:
+        registry = QueueRunRegistry(queue=q)
+        try:
+            if args.runs_command == "import":
+                try:
+                    n = import_history(registry, path, _progress_bar("importing", args.progress, sys.stderr))
+                except (ValueError, OSError) as exc:
+                    raise _UsageError(f"cannot import {path}: {exc}") from None
+                total = len(registry)
+            else:
+                try:
+                    n = export_history(registry, path, _progress_bar("exporting", args.progress, sys.stderr))
+                except OSError as exc:
+                    raise _UsageError(f"cannot write {path}: {exc}") from None
+                total = n
+        finally:
+            registry.close()
+    if args.json:
+        _print_json({"action": args.runs_command, "file": str(path), "runs": n, "total_runs": total}, out)
+    elif args.runs_command == "import":
+        out.write(f"imported {n} runs from {path} ({total} runs in {q.path})\n")
+    else:
+        out.write(f"exported {n} runs to {path}\n")
     return EXIT_OK
 
 
@@ -732,6 +804,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "workers": _cmd_workers,
     "logs": _cmd_logs,
     "sweep": _cmd_sweep,
+    "runs": _cmd_runs,
     "demo": _cmd_demo,
 }
 

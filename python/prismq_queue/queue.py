@@ -136,6 +136,10 @@ def _status_name(value: object) -> str:
     return TaskStatus.coerce(value).value
 
 
+ENV_DB_PATH = "PRISMQ_QUEUE_DB_PATH"
+"""The environment variable naming the default database file."""
+
+
 class Queue(NativeHandle):
     """A persistent task queue stored in one SQLite database; safe to share between threads.
 
@@ -172,6 +176,10 @@ class Queue(NativeHandle):
         retry: RetryConfig | None = None,
     ) -> None:
         options: dict[str, Any] = {}
+        if path is None:
+            # Read here, not in the library: the Go runtime keeps a copy of the
+            # environment from when it loaded, so later changes would be missed.
+            path = os.environ.get(ENV_DB_PATH) or None
         if path is not None:
             if not isinstance(path, (str, os.PathLike)):
                 raise InvalidArgumentError(f"path must be a str or os.PathLike, got {type(path).__name__}")
