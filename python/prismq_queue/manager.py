@@ -759,9 +759,6 @@ class _Store:
 def _open_queue(queue: Queue | str | os.PathLike[str] | None) -> tuple[Queue, bool]:
     if isinstance(queue, Queue):
         return queue, False
-    if queue is None:
-        # Read here too: the Go runtime keeps the environment it saw when the library loaded.
-        queue = os.environ.get("PRISMQ_QUEUE_DB_PATH") or None
     return Queue(queue), True
 
 

@@ -356,9 +356,6 @@ class QueueRunRegistry:
     ) -> None:
         if queue is not None and not isinstance(queue, Queue):
             raise InvalidArgumentError(f"queue must be a Queue, got {type(queue).__name__}")
-        if queue is None and path is None:
-            # Read here too: the Go runtime keeps the environment it saw when the library loaded.
-            path = os.environ.get("PRISMQ_QUEUE_DB_PATH") or None
         self._queue = queue if queue is not None else Queue(path)
         self._owns_queue = queue is None
         self._factory = run_factory
