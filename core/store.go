@@ -28,6 +28,8 @@ type store interface {
 	insertTasks(tx writeTx, ps []insertParams) (tasks []Task, created []bool, err error)
 	claim(tx writeTx, p claimParams) ([]Task, error)
 	complete(tx writeTx, id, token int64, result json.RawMessage, now time.Time) error
+	// completeMany completes leases without results; errs[i] is leases[i]'s outcome.
+	completeMany(tx writeTx, leases []Lease, now time.Time) (errs []error, err error)
 	fail(tx writeTx, p failParams) (Task, error)
 	renew(tx writeTx, id, token int64, until, now time.Time, prog *Progress) (LeaseInfo, error)
 	ackCancel(tx writeTx, id, token int64, now time.Time) error

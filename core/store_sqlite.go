@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -567,22 +568,56 @@ const leaseSet = `status = 'leased', attempts = attempts + 1, lease_token = leas
 	updated_at = ?4, wr_key = NULL, cancel_requested = 0`
 
 // lease leases the given queued tasks and returns them in that order. One
-// small statement per task avoids the temporary tables an UPDATE ... IN
-// (SELECT ...) RETURNING would build on every claim.
+// task: one small UPDATE and a read by id, which avoids the temporary table
+// of an UPDATE ... RETURNING. Several: one UPDATE ... RETURNING for all.
 func (s *sqliteStore) lease(tx writeTx, ids []int64, p claimParams) ([]Task, error) {
 	now, until := toMillis(p.Now), toMillis(p.LeaseUntil)
-	out := make([]Task, 0, len(ids))
-	for _, id := range ids {
-		if _, err := s.exec(tx, `UPDATE tasks SET `+leaseSet+` WHERE id = ?1`, id, p.WorkerID, until, now); err != nil {
-			return nil, fmt.Errorf("claim: lease %d: %w", id, err)
+	if len(ids) == 1 {
+		if _, err := s.exec(tx, `UPDATE tasks SET `+leaseSet+` WHERE id = ?1`, ids[0], p.WorkerID, until, now); err != nil {
+			return nil, fmt.Errorf("claim: lease %d: %w", ids[0], err)
 		}
-		t, err := s.txGetTask(tx, id)
+		t, err := s.txGetTask(tx, ids[0])
 		if err != nil {
 			return nil, fmt.Errorf("claim: %w", err)
 		}
-		out = append(out, t)
+		return []Task{t}, nil
+	}
+	if len(ids) == 0 {
+		return []Task{}, nil
+	}
+	rows, err := s.query(tx, `UPDATE tasks SET `+leaseSet+` WHERE id IN (SELECT value FROM json_each(?1)) RETURNING `+taskColumns,
+		idsJSON(ids), p.WorkerID, until, now)
+	if err != nil {
+		return nil, fmt.Errorf("claim: lease: %w", err)
+	}
+	got, err := scanTasks(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim: lease: %w", err)
+	}
+	byID := make(map[int64]Task, len(got))
+	for _, t := range got {
+		byID[t.ID] = t
+	}
+	out := make([]Task, 0, len(ids))
+	for _, id := range ids {
+		if t, ok := byID[id]; ok {
+			out = append(out, t)
+		}
 	}
 	return out, nil
+}
+
+// idsJSON encodes ids as a JSON array for json_each.
+func idsJSON(ids []int64) string {
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
 }
 
 func (s *sqliteStore) claim(tx writeTx, p claimParams) ([]Task, error) {
@@ -739,6 +774,60 @@ func (s *sqliteStore) complete(tx writeTx, id, token int64, result json.RawMessa
 	r, err := s.exec(tx, `UPDATE tasks SET status = 'completed', result = ?1, finished_at = ?2, updated_at = ?2,
 		lease_expires_at = NULL WHERE id = ?3 AND status = 'leased' AND lease_token = ?4`, res, toMillis(now), id, token)
 	return s.fenced(tx, id, r, err)
+}
+
+// completeMany completes leased tasks without a result: one read of their
+// leases and one UPDATE for all whose token still holds. errs[i] is the
+// outcome of the i-th lease.
+func (s *sqliteStore) completeMany(tx writeTx, leases []Lease, now time.Time) ([]error, error) {
+	errs := make([]error, len(leases))
+	ids := make([]int64, len(leases))
+	for i, l := range leases {
+		ids[i] = l.ID
+	}
+	rows, err := s.query(tx, `SELECT id, status, lease_token FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+	if err != nil {
+		return nil, fmt.Errorf("complete: %w", err)
+	}
+	type state struct {
+		status string
+		token  int64
+	}
+	current := make(map[int64]state, len(leases))
+	for rows.Next() {
+		var id int64
+		var st state
+		if err := rows.Scan(&id, &st.status, &st.token); err != nil {
+			rows.Close()
+			return nil, mapSQLiteErr(err)
+		}
+		current[id] = st
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, mapSQLiteErr(err)
+	}
+	valid := make([]int64, 0, len(leases))
+	seen := make(map[int64]bool, len(leases))
+	for i, l := range leases {
+		st, ok := current[l.ID]
+		switch {
+		case !ok:
+			errs[i] = fmt.Errorf("%w: %d", ErrNotFound, l.ID)
+		case st.status != string(StatusLeased) || st.token != l.Token || seen[l.ID]:
+			errs[i] = fmt.Errorf("%w: task %d is %s under another lease", ErrLeaseLost, l.ID, st.status)
+		default:
+			seen[l.ID] = true
+			valid = append(valid, l.ID)
+		}
+	}
+	if len(valid) > 0 {
+		if _, err := s.exec(tx, `UPDATE tasks SET status = 'completed', result = NULL, finished_at = ?1, updated_at = ?1,
+			lease_expires_at = NULL WHERE id IN (SELECT value FROM json_each(?2))`, toMillis(now), idsJSON(valid)); err != nil {
+			return nil, fmt.Errorf("complete: %w", err)
+		}
+	}
+	return errs, nil
 }
 
 func (s *sqliteStore) fail(tx writeTx, p failParams) (Task, error) {

@@ -344,6 +344,11 @@ const (
 	AckCancel   AckOp = "cancel"
 )
 
+// Lease names a leased task and the fencing token of its lease.
+type Lease struct {
+	ID, Token int64
+}
+
 // Ack settles one lease in Worker.AckMany.
 type Ack struct {
 	ID, Token int64
@@ -360,27 +365,50 @@ func (w *Worker) AckMany(ctx context.Context, acks []Ack) ([]error, error) {
 	if err := w.check(); err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(acks))
+	acks = append([]Ack(nil), acks...) // the results are normalised in place below
+	invalid := make([]error, len(acks))
 	for i, a := range acks {
 		switch a.Op {
 		case AckComplete:
 			r, err := w.q.checkJSONValue("result", a.Result)
-			acks[i].Result, errs[i] = r, err
+			acks[i].Result, invalid[i] = r, err
 		case AckFail:
-			errs[i] = checkText("error message", a.Error, w.q.opts.MaxPayloadBytes, false)
+			invalid[i] = checkText("error message", a.Error, w.q.opts.MaxPayloadBytes, false)
 		case AckRelease, AckCancel:
 		default:
-			errs[i] = invalidf("unknown ack op %q (want complete, fail, release or cancel)", a.Op)
+			invalid[i] = invalidf("unknown ack op %q (want complete, fail, release or cancel)", a.Op)
 		}
 	}
+	errs := make([]error, len(acks))
 	wake := false
 	for _, a := range acks {
 		wake = wake || a.Op == AckRelease || (a.Op == AckFail && a.Retryable)
 	}
 	err := w.q.write(ctx, wake, func(tx writeTx) error {
+		copy(errs, invalid) // the writer may run this twice (writer.go)
 		now := w.q.now()
+		// Completions without a result, the common case, settle in one statement.
+		settled := make([]bool, len(acks))
+		var plain []Lease
+		var plainAt []int
 		for i, a := range acks {
-			if errs[i] != nil {
+			if errs[i] == nil && a.Op == AckComplete && a.Result == nil {
+				plain = append(plain, Lease{ID: a.ID, Token: a.Token})
+				plainAt = append(plainAt, i)
+			}
+		}
+		if len(plain) > 1 {
+			res, err := w.q.st.completeMany(tx, plain, now)
+			if err != nil {
+				return err
+			}
+			for k, i := range plainAt {
+				errs[i] = res[k]
+				settled[i] = true
+			}
+		}
+		for i, a := range acks {
+			if errs[i] != nil || settled[i] {
 				continue
 			}
 			// Each ack in its own savepoint would cost more than it saves: every
