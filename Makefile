@@ -4,7 +4,7 @@
 #   make build   the shared library into python/prismq_queue/native/ (for working in the source tree)
 #   make install pip-installs the package from source (builds the library) and the test tools
 #   make dll     cross-builds the Windows DLL and checks its exports against capi/prismq_queue.h
-#   make lint | demo | bench | clean
+#   make lint | demo | bench | bench-peers | clean
 
 PYTHON ?= python3
 GO     ?= go
@@ -32,7 +32,7 @@ PY_SRC  := python/prismq_queue scripts
 
 # Steps share the installed package and tools, so they must not run in parallel.
 .NOTPARALLEL:
-.PHONY: test build install go-deps lint gofmt vet ruff mypy vermin gotest pytest dll demo bench clean
+.PHONY: test build install go-deps lint gofmt vet ruff mypy vermin gotest pytest dll demo bench bench-peers clean
 
 test: go-deps install lint gotest pytest dll
 
@@ -86,9 +86,22 @@ dll:
 demo: install
 	"$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/prismq-queue" demo
 
+# Engine benchmarks (medians of 3 into BENCHMARKS.md), the Python benchmark against a textbook
+# sqlite3 loop (bench/results_python.md), the BackgroundTaskManager cost, then the peers.
+BENCH_GO := $(GO) test -run='^$$' -count=3 ./tests_go/
 bench: go-deps install
-	$(GO) test -run='^$$' -bench=. -benchmem ./tests_go/...
-	@if [ -f bench/bench_python.py ]; then $(PYTHON) bench/bench_python.py; fi
+	$(BENCH_GO) -bench='Enqueue|ClaimBatchAck|ClaimLatency8' -benchtime=2s | tee bench/results_engine.txt
+	$(BENCH_GO) -bench='ClaimComplete' -benchtime=5000x | tee -a bench/results_engine.txt
+	$(BENCH_GO) -bench='Processes' -benchtime=1x | tee -a bench/results_engine.txt
+	$(PYTHON) bench/engine_report.py bench/results_engine.txt BENCHMARKS.md
+	$(PYTHON) bench/bench_python.py
+	$(PYTHON) bench/bench_manager.py
+	$(PYTHON) bench/run_all.py
+
+# Our engine and package side by side with goqite, River, litequeue, persist-queue, huey and a
+# textbook sqlite3 loop. Installs the Python peers with pip; bench/go fetches the Go peers.
+bench-peers: go-deps install
+	$(PYTHON) bench/run_all.py
 
 clean:
 	rm -rf build dist python/prismq_queue/native python/*.egg-info *.egg-info .mypy_cache .ruff_cache
