@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from ._errors import InvalidArgumentError, QueueError
 
@@ -34,6 +34,22 @@ _INT64_MAX = (1 << 63) - 1
 _INT32_MAX = (1 << 31) - 1
 
 
+_E = TypeVar("_E", bound=Enum)
+
+
+def _coerce_enum(cls: type[_E], value: object, what: str) -> _E:
+    """Return the member of ``cls`` for a member or its (case-insensitive) string value."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            pass
+    choices = ", ".join(str(m.value) for m in cls)
+    raise InvalidArgumentError(f"{what} must be one of {choices}, got {value!r}")
+
+
 class SchedulingStrategy(str, Enum):
     """Order in which a worker claims eligible tasks."""
 
@@ -48,15 +64,7 @@ class SchedulingStrategy(str, Enum):
 
         :raises InvalidArgumentError: for anything else.
         """
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls(value.strip().lower())
-            except ValueError:
-                pass
-        choices = ", ".join(m.value for m in cls)
-        raise InvalidArgumentError(f"scheduling strategy must be one of {choices}, got {value!r}")
+        return _coerce_enum(cls, value, "scheduling strategy")
 
     def __str__(self) -> str:
         return self.value
@@ -77,15 +85,7 @@ class TaskStatus(str, Enum):
 
         :raises InvalidArgumentError: for anything else.
         """
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls(value.strip().lower())
-            except ValueError:
-                pass
-        choices = ", ".join(m.value for m in cls)
-        raise InvalidArgumentError(f"task status must be one of {choices}, got {value!r}")
+        return _coerce_enum(cls, value, "task status")
 
     @property
     def terminal(self) -> bool:
