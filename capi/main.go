@@ -301,3 +301,135 @@ func pq_ack_many(w C.uint64_t, acks *C.char, out **C.char, outErr **C.char) C.in
 		return bridge.AckMany(uint64(w), s)
 	})
 }
+
+// ---- operations: metrics, maintenance, doctor, purge/requeue, backup/restore ----
+
+//export pq_metrics
+func pq_metrics(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) {
+		s, err := cstr(options, "options_json", false)
+		if err != nil {
+			return "", err
+		}
+		return bridge.Metrics(uint64(q), s)
+	})
+}
+
+//export pq_metrics_text
+func pq_metrics_text(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) {
+		s, err := cstr(options, "options_json", false)
+		if err != nil {
+			return "", err
+		}
+		return bridge.MetricsText(uint64(q), s)
+	})
+}
+
+//export pq_maintain
+func pq_maintain(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) {
+		s, err := cstr(options, "options_json", false)
+		if err != nil {
+			return "", err
+		}
+		return bridge.Maintain(uint64(q), s)
+	})
+}
+
+//export pq_maintenance_schedule
+func pq_maintenance_schedule(q C.uint64_t, options *C.char, outErr **C.char) C.int32_t {
+	return call(outErr, nil, func() (string, error) {
+		s, err := cstr(options, "options_json", true)
+		if err != nil {
+			return "", err
+		}
+		return noOut(bridge.ScheduleMaintenance(uint64(q), s))
+	})
+}
+
+//export pq_doctor
+func pq_doctor(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) {
+		s, err := cstr(options, "options_json", false)
+		if err != nil {
+			return "", err
+		}
+		return bridge.Doctor(uint64(q), s)
+	})
+}
+
+//export pq_purge
+func pq_purge(q C.uint64_t, filter *C.char, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) {
+		s, err := cstr(filter, "filter_json", false)
+		if err != nil {
+			return "", err
+		}
+		return bridge.Purge(uint64(q), s)
+	})
+}
+
+//export pq_requeue
+func pq_requeue(q C.uint64_t, filter *C.char, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) {
+		s, err := cstr(filter, "filter_json", false)
+		if err != nil {
+			return "", err
+		}
+		return bridge.Requeue(uint64(q), s)
+	})
+}
+
+//export pq_backup
+func pq_backup(q C.uint64_t, options *C.char, outOp *C.uint64_t, outErr **C.char) C.int32_t {
+	if outOp == nil {
+		return call(outErr, nil, func() (string, error) { return noOut(fmt.Errorf("%w: out_op is NULL", errInvalid)) })
+	}
+	*outOp = 0
+	return call(outErr, nil, func() (string, error) {
+		s, err := cstr(options, "options_json", true)
+		if err != nil {
+			return "", err
+		}
+		h, err := bridge.BackupStart(uint64(q), s)
+		if err == nil {
+			*outOp = C.uint64_t(h)
+		}
+		return "", err
+	})
+}
+
+//export pq_restore
+func pq_restore(options *C.char, outOp *C.uint64_t, outErr **C.char) C.int32_t {
+	if outOp == nil {
+		return call(outErr, nil, func() (string, error) { return noOut(fmt.Errorf("%w: out_op is NULL", errInvalid)) })
+	}
+	*outOp = 0
+	return call(outErr, nil, func() (string, error) {
+		s, err := cstr(options, "options_json", true)
+		if err != nil {
+			return "", err
+		}
+		h, err := bridge.RestoreStart(s)
+		if err == nil {
+			*outOp = C.uint64_t(h)
+		}
+		return "", err
+	})
+}
+
+//export pq_op_wait
+func pq_op_wait(op C.uint64_t, timeoutMs C.int64_t, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) { return bridge.OpWait(uint64(op), int64(timeoutMs)) })
+}
+
+//export pq_op_cancel
+func pq_op_cancel(op C.uint64_t, outErr **C.char) C.int32_t {
+	return call(outErr, nil, func() (string, error) { return noOut(bridge.OpCancel(uint64(op))) })
+}
+
+//export pq_op_close
+func pq_op_close(op C.uint64_t, outErr **C.char) C.int32_t {
+	return call(outErr, nil, func() (string, error) { return noOut(bridge.OpClose(uint64(op))) })
+}

@@ -206,6 +206,121 @@ pq_status pq_release(uint64_t worker, int64_t task_id, int64_t lease_token, char
  * one bad ack does not stop the others. */
 pq_status pq_ack_many(uint64_t worker, const char *acks_json, char **out_json, char **out_err);
 
+/* ---- Operations: metrics, maintenance, doctor, purge/requeue, backup -- */
+
+/* pq_metrics collects the queue's health cheaply (a few small tables and index ranges; no scan
+ * of the tasks table: about 2 ms on a 1,000,000-task database, see BENCHMARKS.md).
+ * options_json (JSON or NULL): {"window_ms": int (default 60000, 1000..86400000),
+ *   "sample_limit": int (default 10000: at most this many of the newest tasks finished in the
+ *                   window are read for throughput and percentiles),
+ *   "recent_failures": int (default 5; 0 = none)}
+ * *out_json = {"at_ms":N, "total":N, "by_status":{status:N}, "by_type":{type:{status:N}},
+ *   "by_priority":{"<priority>":{status:N}},
+ *   "depth":[{"status":str,"type":str,"priority":N,"count":N}],
+ *   "oldest_eligible":{"task_id":N,"created_at_ms":N,"eligible_at_ms":N,"age_ms":N,"waiting_ms":N} or null,
+ *   "throughput":{"window_ms":N,"span_ms":N,"completed":N,"failed":N,"cancelled":N,
+ *                 "per_second":number,"failure_rate":number or null,
+ *                 "by_type":{type:{"completed":N,"failed":N,"cancelled":N}}},
+ *   "totals":T, "totals_by_type":{type:T},
+ *   "latency":{type:{"wait":P,"run":P}}, "latency_all":{"wait":P,"run":P}, "sampled":bool,
+ *   "workers":[{"worker_id","host","pid","strategy","capabilities","types","started_at_ms",
+ *               "heartbeat_at_ms","stopped_at_ms","running":N,"lease_ms":N,"heartbeat_age_ms":N,
+ *               "state":"active"|"stale"|"gone"}],
+ *   "workers_by_state":{"active":N,"stale":N,"gone":N}, "expired_leases":N, "dead_letters":N,
+ *   "recent_failures":[{"task_id":N,"type":str,"attempts":N,"error":str,"finished_at_ms":N}],
+ *   "busy_retries":N, "duration_ms":number}
+ * where P = {"count":N,"sum_ms":number,"p50_ms":number,"p95_ms":number,"p99_ms":number}
+ * (nearest rank; wait = enqueue to first claim, run = last claim to finish) and
+ * T = {"completed":N,"failed":N,"cancelled":N,"retried":N}: cumulative since the database was
+ * created, never lowered by deletions. span_ms is the time throughput covers: the window, or less
+ * when more than sample_limit tasks finished in it ("sampled": true). */
+pq_status pq_metrics(uint64_t queue, const char *options_json, char **out_json, char **out_err);
+
+/* pq_metrics_text: the same metrics in the Prometheus text exposition format (version 0.0.4),
+ * series prefixed prismq_. options_json as pq_metrics. *out_text is plain UTF-8 text. */
+pq_status pq_metrics_text(uint64_t queue, const char *options_json, char **out_text, char **out_err);
+
+/* pq_maintain runs maintenance steps now (deletions and vacuum in short batches; workers go on).
+ * options_json (JSON or NULL) starts from the defaults and overrides the keys given:
+ *   "retention_ms": int (default 30 days; 0 = keep everything) delete completed and cancelled tasks
+ *                   (and their logs) finished longer ago,
+ *   "purge_failed": bool (default false) failed tasks too,
+ *   "prune_workers_ms": int (default 7 days; 0 = keep) registry rows of workers gone that long,
+ *   "incremental_vacuum": bool (default true), "vacuum_full": bool (default false; rewrites the
+ *   file, switches older files to incremental auto-vacuum, blocks writers while it runs),
+ *   "optimize": bool (default true), "checkpoint": "none"|"passive"|"full"|"restart"|"truncate"
+ *   (default "passive"), "integrity": "none"|"quick"|"full" (default "none")
+ * *out_json = {"started_at_ms":N, "duration_ms":number,
+ *   "retention":{"cutoff_ms":N,"statuses":[str],"tasks_deleted":N,"logs_deleted":N} or null,
+ *   "workers_pruned":N,
+ *   "vacuum":{"full":bool,"free_pages_before":N,"pages_freed":N,"auto_vacuum":str} or null,
+ *   "optimized":bool, "checkpoint":{"mode":str,"busy":bool,"wal_frames":N,"checkpointed":N} or null,
+ *   "integrity":{"mode":str,"ok":bool,"messages":[str]} or null,
+ *   "before":{"db_bytes":N,"wal_bytes":N}, "after":{"db_bytes":N,"wal_bytes":N}} */
+pq_status pq_maintain(uint64_t queue, const char *options_json, char **out_json, char **out_err);
+
+/* pq_maintenance_schedule runs pq_maintain in the background about every interval while the
+ * queue is open. options_json = {"interval_ms": int (required; >= 60000, 0 stops the schedule)}
+ * plus the keys of pq_maintain. Several processes may schedule it: a pass runs only when no
+ * process started one within the interval. */
+pq_status pq_maintenance_schedule(uint64_t queue, const char *options_json, char **out_err);
+
+/* pq_doctor checks the database and says what to do about each finding.
+ * options_json (JSON or NULL): {"wal_warn_bytes": int (default 64 MiB), "min_free_bytes": int
+ *   (default 512 MiB), "lease_grace_ms": int (default 60000), "integrity": "none"|"quick"|"full"}
+ * *out_json = {"path":str, "schema_version":N, "ok":bool (no warning or error),
+ *   "findings":[{"check":str, "severity":"ok"|"info"|"warning"|"error", "message":str,
+ *                "advice":str}]}
+ * Checks: path (local disk), journal_mode (WAL), pragmas (as configured; risky values), schema,
+ * auto_vacuum, wal_size, disk_space, free_pages, workers (stale), gone_workers, leases (stuck),
+ * dead_letters, maintenance (last scheduled run), integrity (when asked). */
+pq_status pq_doctor(uint64_t queue, const char *options_json, char **out_json, char **out_err);
+
+/* pq_purge deletes the tasks matching a filter, with their logs, in short batches.
+ * filter_json (JSON or NULL) = {"statuses":[str] (default completed, failed, cancelled; queued
+ *   allowed, leased refused with PQ_ERR_INVALID_ARGUMENT), "types":[str],
+ *   "created_before_ms": int, "finished_before_ms": int, "error_contains": str,
+ *   "limit": int (0 = all), "dry_run": bool (only count)}
+ * *out_json = {"dry_run":bool, "matched":N, "affected":N, "sample_ids":[N] (up to 20 lowest)} */
+pq_status pq_purge(uint64_t queue, const char *filter_json, char **out_json, char **out_err);
+
+/* pq_requeue puts the failed or cancelled tasks matching a filter back to queued (attempts
+ * reset), as pq_retry does for one. filter_json as pq_purge; statuses default to ["failed"] and
+ * may only name failed and cancelled. *out_json as pq_purge. */
+pq_status pq_requeue(uint64_t queue, const char *filter_json, char **out_json, char **out_err);
+
+/* pq_backup starts an online backup in the background and returns an operation handle in
+ * *out_op (poll it with pq_op_wait, release it with pq_op_close). Workers keep running; the copy
+ * is a consistent snapshot of the moment it starts, written beside the destination, verified
+ * with an integrity check, then renamed into place (journal_mode=DELETE: one file).
+ * options_json = {"path": str (required; the backup file), "overwrite": bool (default false:
+ *   an existing file gives PQ_ERR_INVALID_ARGUMENT from pq_op_wait), "step_pages": int (default
+ *   1024 pages per step; progress is reported per step), "quick_check": bool (default false)} */
+pq_status pq_backup(uint64_t queue, const char *options_json, uint64_t *out_op, char **out_err);
+
+/* pq_restore starts restoring a backup file over a database in the background; *out_op as
+ * pq_backup. It checks the backup first (a queue database, integrity, schema not newer), refuses
+ * with PQ_ERR_BUSY (from pq_op_wait) while any process or connection has the target open, and
+ * never leaves a -wal or -shm beside the restored file.
+ * options_json = {"backup": str (required), "path": str (target; default pq_default_path()),
+ *   "allow_network_path": bool (default false), "step_pages": int (default 1024)} */
+pq_status pq_restore(const char *options_json, uint64_t *out_op, char **out_err);
+
+/* pq_op_wait waits up to timeout_ms (<= 0: not at all) for an operation and reports it:
+ * *out_json = {"done":bool, "phase":"check"|"copy"|"verify"|"done"|"", "pages_done":N,
+ *   "pages_total":N, "result":R or null}
+ * with R = {"path":str, "bytes":N, "pages":N, "schema_version":N, "tasks":N, "integrity":[str],
+ *   "stale_files_removed":[str], "duration_ms":number} once done. An operation that ended in
+ * an error returns that error's status and message (every later call does too). */
+pq_status pq_op_wait(uint64_t op, int64_t timeout_ms, char **out_json, char **out_err);
+
+/* pq_op_cancel asks a running operation to stop; pq_op_wait then reports its error. */
+pq_status pq_op_cancel(uint64_t op, char **out_err);
+
+/* pq_op_close cancels the operation if it still runs, waits for it to stop and releases the
+ * handle. Closing twice gives PQ_ERR_CLOSED. */
+pq_status pq_op_close(uint64_t op, char **out_err);
+
 #ifdef __cplusplus
 }
 #endif

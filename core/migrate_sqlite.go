@@ -100,5 +100,13 @@ func (s *sqliteStore) migrate(ctx context.Context, target int, now time.Time) er
 		}
 	}
 	done = true
-	return s.commit(tx)
+	if err := s.commit(tx); err != nil {
+		return err
+	}
+	if current == 0 {
+		// A new database: switch it to incremental auto-vacuum (best effort;
+		// Doctor reports a database without it).
+		_ = s.enableIncrementalVacuum(ctx)
+	}
+	return nil
 }

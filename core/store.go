@@ -60,6 +60,9 @@ type store interface {
 	changeCounter(ctx context.Context) (int64, error)
 	schemaVersion(ctx context.Context) (int, error)
 
+	// Operations: metrics, maintenance, bulk changes, backup (store_sqlite_ops.go).
+	opsStore
+
 	close() error
 }
 
@@ -96,3 +99,41 @@ type failParams struct {
 	Now       time.Time
 	Policy    RetryPolicy
 }
+
+// opsStore is the part of the store behind metrics, maintenance, purge and
+// requeue, backup and the doctor.
+type opsStore interface {
+	// Metrics reads.
+	depthRows(ctx context.Context) ([]DepthRow, error)
+	oldestEligible(ctx context.Context, now time.Time) (id int64, created, runAfter time.Time, err error)
+	totalRows(ctx context.Context) ([]totalRow, error)
+	finishedSample(ctx context.Context, from, to time.Time, limit int) ([]finishedRow, error)
+	recentFailures(ctx context.Context, limit int) ([]FailureInfo, error)
+	workerRows(ctx context.Context) ([]WorkerMetrics, error)
+	expiredLeases(ctx context.Context, before time.Time) (n int64, oldest time.Time, err error)
+
+	// Database facts and checks.
+	facts(ctx context.Context) (dbFacts, error)
+	pragmaValues(ctx context.Context, names []string) (map[string]string, error)
+	integrityCheck(ctx context.Context, full bool, maxErrors int) ([]string, error)
+	maintenanceLastRun(ctx context.Context) (time.Time, error)
+
+	// Maintenance. checkpoint, vacuumFull and backupTo use their own
+	// connection (they cannot run inside the writer's transaction).
+	checkpoint(ctx context.Context, mode CheckpointMode) (CheckpointResult, error)
+	vacuumFull(ctx context.Context) error
+	incrementalVacuum(tx writeTx, pages int) (int64, error)
+	optimize(tx writeTx) error
+	deleteFinishedBatch(tx writeTx, cutoff time.Time, statuses []Status, cursor int64, limit int) (tasks, logs, next int64, err error)
+	pruneWorkers(tx writeTx, before time.Time) (int64, error)
+	claimMaintenanceSlot(tx writeTx, now time.Time, interval time.Duration) (bool, error)
+	backupTo(ctx context.Context, dst string, stepPages int, progress func(done, total int)) error
+
+	// Bulk purge and requeue.
+	countMatching(ctx context.Context, f TaskFilter, limit int64, sample int) (int64, []int64, error)
+	matchingIDs(tx writeTx, f TaskFilter, cursor int64, limit int) ([]int64, error)
+	deleteTasksByID(tx writeTx, ids []int64) (logs, tasks int64, err error)
+	requeueByID(tx writeTx, ids []int64, now time.Time) (int64, error)
+}
+
+var _ store = (*sqliteStore)(nil)

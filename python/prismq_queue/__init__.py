@@ -56,6 +56,16 @@ from .models import (
     TaskStatus,
     WorkerInfo,
 )
+from .ops import (
+    BackupProgress,
+    BackupResult,
+    BulkResult,
+    DoctorReport,
+    Finding,
+    MaintenanceReport,
+    Metrics,
+    restore,
+)
 from .queue import EnqueueRequest, Queue
 from .runner import HandlerRegistry, RunSummary, TaskContext, handlers, run_worker, task
 from .runs import QueueRunRegistry, RunRecord, export_history, import_history
@@ -67,8 +77,13 @@ __all__ = [
     "AckResult",
     "AsyncQueue",
     "AsyncWorker",
+    "BackupProgress",
+    "BackupResult",
+    "BulkResult",
     "Divergence",
+    "DoctorReport",
     "EnqueueRequest",
+    "Finding",
     "HandlerRegistry",
     "InMemoryTaskManager",
     "InternalError",
@@ -78,6 +93,8 @@ __all__ = [
     "LeaseLostError",
     "LibraryNotFoundError",
     "LogEntry",
+    "MaintenanceReport",
+    "Metrics",
     "NetworkPathError",
     "PayloadTooLargeError",
     "Queue",
@@ -110,6 +127,7 @@ __all__ = [
     "export_history",
     "handlers",
     "import_history",
+    "restore",
     "run_handler",
     "run_worker",
     "task",

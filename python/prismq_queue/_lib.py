@@ -72,6 +72,18 @@ SIGNATURES: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pq_ack_cancel": ((_u64, _i64, _i64, _out_str), c_int32),
     "pq_release": ((_u64, _i64, _i64, _out_str), c_int32),
     "pq_ack_many": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_metrics": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_metrics_text": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_maintain": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_maintenance_schedule": ((_u64, _str, _out_str), c_int32),
+    "pq_doctor": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_purge": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_requeue": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_backup": ((_u64, _str, _out_u64, _out_str), c_int32),
+    "pq_restore": ((_str, _out_u64, _out_str), c_int32),
+    "pq_op_wait": ((_u64, _i64, _out_str, _out_str), c_int32),
+    "pq_op_cancel": ((_u64, _out_str), c_int32),
+    "pq_op_close": ((_u64, _out_str), c_int32),
 }
 
 #: name -> declared ctypes function; filled by :func:`load`.

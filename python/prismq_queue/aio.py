@@ -43,6 +43,7 @@ from .models import (
     TaskStatus,
     WorkerInfo,
 )
+from .ops import AsyncQueueOps
 from .queue import EnqueueRequest, Queue
 from .worker import Worker
 
@@ -72,7 +73,7 @@ class _Offloader:
         return self._closed
 
 
-class AsyncQueue(_Offloader):
+class AsyncQueue(_Offloader, AsyncQueueOps):
     """An asyncio wrapper of :class:`Queue`; the database is opened on first use (or by ``async with``).
 
     :param path: database file, as for :class:`Queue`.

@@ -189,6 +189,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tasks", type=int, metavar="N", help="stop after N tasks")
     p.add_argument("--idle-exit", type=float, metavar="SECONDS", help="stop after this long without work")
     p.add_argument("--grace", type=float, default=30.0, metavar="SECONDS", help="shutdown wait (default 30)")
+    p.add_argument(
+        "--maintenance-interval",
+        type=float,
+        metavar="SECONDS",
+        help="also run scheduled maintenance (defaults of `maintain`) about this often, e.g. 3600",
+    )
 
     p = add("enqueue", "add a task")
     p.add_argument("type", help="task type")
@@ -236,6 +242,10 @@ def _build_parser() -> argparse.ArgumentParser:
         bar = rp.add_mutually_exclusive_group()
         bar.add_argument("--progress", action="store_true", default=None, help="always show a progress bar")
         bar.add_argument("--no-progress", action="store_false", dest="progress", help="never show one")
+
+    from . import cli_ops  # here, not at the top: cli_ops imports this module's helpers
+
+    cli_ops.add_commands(add, _COMMANDS)
 
     p = add("demo", "enqueue tasks and run several worker processes with different strategies")
     p.add_argument("--tasks", type=int, default=3000, help="tasks to enqueue (default 3000)")
@@ -357,13 +367,24 @@ def _cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_workers(args: argparse.Namespace, out: TextIO) -> int:
     with _open(args.db) as q:
-        workers = q.workers()
+        workers = q.metrics(recent_failures=0).workers  # with heartbeat age and state
     if args.json:
         _print_json(workers, out)
         return EXIT_OK
-    headers = ("WORKER", "HOST", "PID", "STRATEGY", "RUNNING", "HEARTBEAT", "STOPPED", "TYPES")
+    headers = ("WORKER", "STATE", "HOST", "PID", "STRATEGY", "RUNNING", "HEARTBEAT", "AGE", "TYPES", "CAPS")
     rows = [
-        (w.worker_id, w.host, w.pid, w.strategy, w.running, w.heartbeat_at, w.stopped_at, ",".join(w.types))
+        (
+            w.worker_id,
+            w.state,
+            w.host,
+            w.pid,
+            w.strategy,
+            w.running,
+            w.heartbeat_at,
+            f"{w.heartbeat_age_seconds:.1f} s",
+            ",".join(w.types),
+            w.capabilities or None,
+        )
         for w in workers
     ]
     _print_table(headers, rows, out)
@@ -460,7 +481,11 @@ def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         config.scheduling_strategy.value,
         ", ".join(registry.types()),
     )
+    if args.maintenance_interval is not None and args.maintenance_interval < 60:
+        raise _UsageError("--maintenance-interval must be at least 60 seconds")
     with _open(args.db) as q:
+        if args.maintenance_interval is not None:
+            q.schedule_maintenance(args.maintenance_interval)
         summary = run_worker(
             q,
             config,

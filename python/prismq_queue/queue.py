@@ -38,6 +38,7 @@ from .models import (
     _dumps,
     _seconds_to_ms,
 )
+from .ops import QueueOps
 
 if TYPE_CHECKING:
     from .config import WorkerConfig
@@ -140,8 +141,11 @@ ENV_DB_PATH = "PRISMQ_QUEUE_DB_PATH"
 """The environment variable naming the default database file."""
 
 
-class Queue(NativeHandle):
+class Queue(NativeHandle, QueueOps):
     """A persistent task queue stored in one SQLite database; safe to share between threads.
+
+    Operations (metrics, maintenance, doctor, purge, requeue, backup) come from
+    :class:`~prismq_queue.ops.QueueOps`.
 
     :param path: database file; default ``$PRISMQ_QUEUE_DB_PATH``, else a per-user data
         directory (``C:\\Data\\PrismQ\\queue\\queue.db`` on Windows). Parent folders are created.
