@@ -70,6 +70,15 @@ class SchedulingStrategy(str, Enum):
         return self.value
 
 
+def strategy_or_name(raw: object) -> SchedulingStrategy | str:
+    """The strategy for a name the engine reported; an unknown name stays a plain string."""
+    name = raw if isinstance(raw, str) else ""
+    try:
+        return SchedulingStrategy(name)
+    except ValueError:
+        return name
+
+
 class TaskStatus(str, Enum):
     """Lifecycle state of a task."""
 
@@ -386,17 +395,11 @@ class WorkerInfo:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> WorkerInfo:
         """Build from one element of ``pq_workers``' ``workers`` array."""
-        raw = d.get("strategy") or ""
-        strategy: SchedulingStrategy | str
-        try:
-            strategy = SchedulingStrategy(raw)
-        except ValueError:
-            strategy = raw
         return cls(
             worker_id=d["worker_id"],
             host=d.get("host") or "",
             pid=d.get("pid") or 0,
-            strategy=strategy,
+            strategy=strategy_or_name(d.get("strategy")),
             capabilities=dict(d.get("capabilities") or {}),
             types=list(d.get("types") or []),
             started_at=_opt_dt(d.get("started_at_ms")),

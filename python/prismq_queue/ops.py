@@ -41,6 +41,7 @@ from .models import (
     _ms_to_dt,
     _opt_dt,
     _seconds_to_ms,
+    strategy_or_name,
 )
 
 _T = TypeVar("_T")
@@ -204,17 +205,11 @@ class WorkerHealth:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> WorkerHealth:
         """Build from one element of ``pq_metrics``' ``workers`` array."""
-        raw = d.get("strategy") or ""
-        strategy: SchedulingStrategy | str
-        try:
-            strategy = SchedulingStrategy(raw)
-        except ValueError:
-            strategy = raw
         return cls(
             worker_id=d["worker_id"],
             host=d.get("host") or "",
             pid=d.get("pid") or 0,
-            strategy=strategy,
+            strategy=strategy_or_name(d.get("strategy")),
             capabilities=dict(d.get("capabilities") or {}),
             types=list(d.get("types") or []),
             lease_seconds=_secs(d.get("lease_ms")),
