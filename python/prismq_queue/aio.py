@@ -60,6 +60,7 @@ class _Offloader:
     def __init__(self, max_workers: int | None, name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name)
         self._closed = False
+        self._open_lock = threading.Lock()
 
     async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         if self._closed:
@@ -71,6 +72,17 @@ class _Offloader:
     def closed(self) -> bool:
         """True once closed."""
         return self._closed
+
+    async def _shutdown(self, close_native: Callable[[], object] | None) -> None:
+        """Run ``close_native`` on the pool (when given), then mark closed and stop the pool; idempotent."""
+        if self._closed:
+            return
+        if close_native is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, close_native)
+        with self._open_lock:
+            self._closed = True
+        self._executor.shutdown(wait=False)
 
 
 class AsyncQueue(_Offloader, AsyncQueueOps):
@@ -95,7 +107,6 @@ class AsyncQueue(_Offloader, AsyncQueueOps):
         self._options = options
         self._queue: Queue | None = None
         self._owns_queue = True
-        self._open_lock = threading.Lock()
 
     @classmethod
     def from_queue(
@@ -149,15 +160,8 @@ class AsyncQueue(_Offloader, AsyncQueueOps):
 
     async def close(self) -> None:
         """Close the queue (when owned) and shut the thread pool down. Calling it again does nothing."""
-        if self._closed:
-            return
         q = self._queue
-        if q is not None and self._owns_queue:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, q.close)
-        with self._open_lock:
-            self._closed = True
-        self._executor.shutdown(wait=False)
+        await self._shutdown(q.close if q is not None and self._owns_queue else None)
 
     async def __aenter__(self) -> AsyncQueue:
         return await self.open()
@@ -307,7 +311,6 @@ class AsyncWorker(_Offloader):
         self._aqueue = queue
         self._config = config
         self._worker: Worker | None = None
-        self._open_lock = threading.Lock()
 
     def _sync(self) -> Worker:
         w = self._worker
@@ -352,15 +355,8 @@ class AsyncWorker(_Offloader):
 
     async def close(self) -> None:
         """Close the worker and shut its pool down. Calling it again does nothing."""
-        if self._closed:
-            return
         w = self._worker
-        if w is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, w.close)
-        with self._open_lock:
-            self._closed = True
-        self._executor.shutdown(wait=False)
+        await self._shutdown(w.close if w is not None else None)
 
     async def __aenter__(self) -> AsyncWorker:
         return await self.open()
