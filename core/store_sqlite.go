@@ -1136,7 +1136,18 @@ func (s *sqliteStore) stats(ctx context.Context) (Stats, error) {
 	for _, s := range []Status{StatusQueued, StatusLeased, StatusCompleted, StatusFailed, StatusCancelled} {
 		st.ByStatus[s] = 0
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT status, type, count(*) FROM tasks GROUP BY status, type`)
+	// The counters of migration 0004 answer without reading the tasks; a
+	// database opened at an older schema version (OpenAtVersion) counts rows.
+	q := `SELECT status, type, sum(n) FROM task_counters WHERE kind = 'depth'
+		GROUP BY status, type HAVING sum(n) > 0`
+	var has int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'task_counters'`).Scan(&has); err != nil {
+		return st, mapSQLiteErr(fmt.Errorf("stats: %w", err))
+	}
+	if has == 0 {
+		q = `SELECT status, type, count(*) FROM tasks GROUP BY status, type`
+	}
+	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		return st, mapSQLiteErr(fmt.Errorf("stats: %w", err))
 	}
