@@ -171,12 +171,11 @@ func (s *sqliteStore) beginWrite(ctx context.Context) (writeTx, error) {
 			}
 			version, deadline = v, time.Now().Add(s.busyTimeout)
 		}
-		// Jittered exponential sleep, 20 us to 1 ms: short enough to find
-		// the lock free between the commits of a busy process.
+		// Jittered exponential sleep (base 20 us doubling to 1 ms, each
+		// drawn from half to one and a half times the base): short enough to
+		// find the lock free between the commits of a busy process.
 		time.Sleep(sleep/2 + rand.N(sleep))
-		if sleep < time.Millisecond {
-			sleep *= 2
-		}
+		sleep = min(2*sleep, time.Millisecond)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
