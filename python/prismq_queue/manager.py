@@ -199,7 +199,25 @@ TaskManager = Union["InMemoryTaskManager", "QueuedTaskManager", "ShadowTaskManag
 # ---- the original behaviour --------------------------------------------------------------------------
 
 
-class InMemoryTaskManager:
+class _ActiveRuns:
+    """The ``BackgroundTaskManager`` queries over ``tasks`` (run_id -> asyncio.Task), for every manager."""
+
+    tasks: dict[str, asyncio.Task[None]]
+
+    def get_active_task_count(self) -> int:
+        """Return the number of active runs (running or waiting)."""
+        return len(self.tasks)
+
+    def get_active_task_ids(self) -> list[str]:
+        """Return the ids of the active runs."""
+        return list(self.tasks.keys())
+
+    def is_task_active(self, run_id: str) -> bool:
+        """Tell whether a run is active in this manager."""
+        return run_id in self.tasks
+
+
+class InMemoryTaskManager(_ActiveRuns):
     """The app's ``BackgroundTaskManager``: runs tracked in memory only.
 
     ``start_task`` (inside a running loop) schedules the coroutine and returns ``run.run_id``; the
@@ -282,18 +300,6 @@ class InMemoryTaskManager:
         """Wait for every active run; their exceptions are swallowed."""
         if self.tasks:
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-
-    def get_active_task_count(self) -> int:
-        """Return the number of active runs."""
-        return len(self.tasks)
-
-    def get_active_task_ids(self) -> list[str]:
-        """Return the ids of the active runs."""
-        return list(self.tasks.keys())
-
-    def is_task_active(self, run_id: str) -> bool:
-        """Tell whether a run is active."""
-        return run_id in self.tasks
 
     def close(self) -> None:
         """Nothing to release (for symmetry with the queue-backed managers)."""
@@ -762,7 +768,7 @@ def _open_queue(queue: Queue | str | os.PathLike[str] | None) -> tuple[Queue, bo
     return Queue(queue), True
 
 
-class QueuedTaskManager(_Host):
+class QueuedTaskManager(_Host, _ActiveRuns):
     """The ``BackgroundTaskManager`` API with every run recorded in the persistent queue.
 
     Transitions are those of the original (RUNNING, then COMPLETED with ``exit_code = 0``,
@@ -1012,18 +1018,6 @@ class QueuedTaskManager(_Host):
         self._bind_loop()
         if self.tasks:
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-
-    def get_active_task_count(self) -> int:
-        """Return the number of active runs (running or waiting)."""
-        return len(self.tasks)
-
-    def get_active_task_ids(self) -> list[str]:
-        """Return the ids of the active runs."""
-        return list(self.tasks.keys())
-
-    def is_task_active(self, run_id: str) -> bool:
-        """Tell whether a run is active here."""
-        return run_id in self.tasks
 
     # ---- persistable work ------------------------------------------------------------------------------
 
@@ -1418,7 +1412,7 @@ class _MirrorRegistry:
         return getattr(self._inner, name)
 
 
-class ShadowTaskManager(_Host):
+class ShadowTaskManager(_Host, _ActiveRuns):
     """The in-memory manager in charge, every transition mirrored into the queue database.
 
     Runs execute exactly as with :class:`InMemoryTaskManager` (same registry calls, same
@@ -1499,18 +1493,6 @@ class ShadowTaskManager(_Host):
         found = await self.averify()
         if found:
             logger.warning("shadow: %d divergence(s) between memory and queue: %s", len(found), found[:10])
-
-    def get_active_task_count(self) -> int:
-        """Return the number of active runs."""
-        return self._memory.get_active_task_count()
-
-    def get_active_task_ids(self) -> list[str]:
-        """Return the ids of the active runs."""
-        return self._memory.get_active_task_ids()
-
-    def is_task_active(self, run_id: str) -> bool:
-        """Tell whether a run is active."""
-        return self._memory.is_task_active(run_id)
 
     def verify(self, timeout: float | None = 30.0) -> list[Divergence]:
         """Write what is pending, then compare every finished mirrored run with the queue.
