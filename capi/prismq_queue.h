@@ -248,13 +248,17 @@ pq_status pq_metrics_text(uint64_t queue, const char *options_json, char **out_t
  *   "prune_workers_ms": int (default 7 days; 0 = keep) registry rows of workers gone that long,
  *   "incremental_vacuum": bool (default true), "vacuum_full": bool (default false; rewrites the
  *   file, switches older files to incremental auto-vacuum, blocks writers while it runs),
- *   "optimize": bool (default true), "checkpoint": "none"|"passive"|"full"|"restart"|"truncate"
- *   (default "passive"), "integrity": "none"|"quick"|"full" (default "none")
+ *   "optimize": bool (default true), "recount": bool (default false; rebuilds the depth counters
+ *   behind pq_stats and pq_metrics from the tasks table, needed only after other programs wrote
+ *   to it; one write transaction that reads every task),
+ *   "checkpoint": "none"|"passive"|"full"|"restart"|"truncate" (default "passive"),
+ *   "integrity": "none"|"quick"|"full" (default "none")
  * *out_json = {"started_at_ms":N, "duration_ms":number,
  *   "retention":{"cutoff_ms":N,"statuses":[str],"tasks_deleted":N,"logs_deleted":N} or null,
  *   "workers_pruned":N,
  *   "vacuum":{"full":bool,"free_pages_before":N,"pages_freed":N,"auto_vacuum":str} or null,
- *   "optimized":bool, "checkpoint":{"mode":str,"busy":bool,"wal_frames":N,"checkpointed":N} or null,
+ *   "optimized":bool, "recounted":N (counter rows corrected) or null,
+ *   "checkpoint":{"mode":str,"busy":bool,"wal_frames":N,"checkpointed":N} or null,
  *   "integrity":{"mode":str,"ok":bool,"messages":[str]} or null,
  *   "before":{"db_bytes":N,"wal_bytes":N}, "after":{"db_bytes":N,"wal_bytes":N}} */
 pq_status pq_maintain(uint64_t queue, const char *options_json, char **out_json, char **out_err);

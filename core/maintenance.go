@@ -80,6 +80,13 @@ type MaintenanceOptions struct {
 	// Optimize refreshes the query planner's statistics (PRAGMA optimize
 	// with a bounded ANALYZE).
 	Optimize bool
+	// Recount rebuilds the depth counters behind Stats and Metrics from the
+	// tasks table. The engine keeps them in step with its own writes; only
+	// writes made by other programs (a SQLite shell, a hand-made script)
+	// make them drift. One write transaction that reads every task: run it
+	// while the queue is quiet. Totals (completed, failed, ... ever) are not
+	// rebuilt: purged tasks are gone.
+	Recount bool
 	// Checkpoint runs a WAL checkpoint in this mode after the other steps.
 	Checkpoint CheckpointMode
 	// Integrity runs a quick or full integrity check last.
@@ -105,6 +112,8 @@ type MaintenanceReport struct {
 	WorkersPruned int64
 	Vacuum        *VacuumResult
 	Optimized     bool
+	// Recounted is the number of depth counter rows Recount corrected (nil when not run).
+	Recounted     *int64
 	Checkpoint    *CheckpointResult
 	Integrity     *IntegrityResult
 	Before, After FileSizes
@@ -170,7 +179,7 @@ const (
 var autoVacuumNames = map[int64]string{0: "none", 1: "full", 2: "incremental"}
 
 // Maintain runs the selected maintenance steps in this order: retention,
-// pruning of gone workers, vacuum, optimize,
+// pruning of gone workers, vacuum, optimize, recount,
 // checkpoint, integrity check. Deletions and the incremental vacuum run in
 // short batches, so workers go on while it runs. Errors: ErrInvalidArgument,
 // ErrClosed, ErrBusy, and ctx's error (what was done so far is reported).
@@ -225,6 +234,16 @@ func (q *Queue) Maintain(ctx context.Context, o MaintenanceOptions) (r Maintenan
 			return r, fmt.Errorf("maintain: %w", err)
 		}
 		r.Optimized = true
+	}
+	if o.Recount {
+		var n int64
+		if err := q.write(ctx, false, func(tx writeTx) (err error) {
+			n, err = q.st.recountDepth(tx)
+			return err
+		}); err != nil {
+			return r, fmt.Errorf("maintain: recount: %w", err)
+		}
+		r.Recounted = &n
 	}
 	if o.Checkpoint != CheckpointNone {
 		res, err := q.Checkpoint(ctx, o.Checkpoint)

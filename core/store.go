@@ -124,6 +124,8 @@ type opsStore interface {
 	vacuumFull(ctx context.Context) error
 	incrementalVacuum(tx writeTx, pages int) (int64, error)
 	optimize(tx writeTx) error
+	// recountDepth rebuilds the depth counters from the tasks; it returns how many rows it corrected.
+	recountDepth(tx writeTx) (int64, error)
 	deleteFinishedBatch(tx writeTx, cutoff time.Time, statuses []Status, cursor int64, limit int) (tasks, logs, next int64, err error)
 	pruneWorkers(tx writeTx, before time.Time) (int64, error)
 	claimMaintenanceSlot(tx writeTx, now time.Time, interval time.Duration) (bool, error)

@@ -44,10 +44,16 @@ type sqliteStore struct {
 	busyTimeout time.Duration
 	busyRetries *atomic.Int64
 	stmts       map[string]*sql.Stmt // the writer connection's prepared statements
+	counters    bool                 // the schema has task_counters (version 4 on): commits keep it
 }
 
 type sqliteTx struct {
 	ctx context.Context
+	// deltas are the status changes of this transaction, applied to
+	// task_counters at commit (counters_sqlite.go); mark is their number
+	// when the current savepoint began.
+	deltas []counterDelta
+	mark   int
 }
 
 func (*sqliteTx) writeTx() {}
@@ -197,7 +203,10 @@ func (s *sqliteStore) txExec(tx writeTx, q string) error {
 	return err
 }
 
-func (s *sqliteStore) savepoint(tx writeTx) error { return s.txExec(tx, "SAVEPOINT op") }
+func (s *sqliteStore) savepoint(tx writeTx) error {
+	tx.(*sqliteTx).mark = len(tx.(*sqliteTx).deltas)
+	return s.txExec(tx, "SAVEPOINT op")
+}
 func (s *sqliteStore) releaseSavepoint(tx writeTx) error {
 	return s.txExec(tx, "RELEASE op")
 }
@@ -205,9 +214,15 @@ func (s *sqliteStore) rollbackSavepoint(tx writeTx) error {
 	if err := s.txExec(tx, "ROLLBACK TO op"); err != nil {
 		return err
 	}
+	t := tx.(*sqliteTx)
+	t.deltas = t.deltas[:t.mark]
 	return s.txExec(tx, "RELEASE op")
 }
 func (s *sqliteStore) commit(tx writeTx) error {
+	if err := s.flushCounters(tx.(*sqliteTx)); err != nil {
+		_ = s.rollback(tx)
+		return mapSQLiteErr(fmt.Errorf("commit: %w", err))
+	}
 	_, err := s.wconn.ExecContext(context.Background(), "COMMIT")
 	if err != nil {
 		_ = s.rollback(tx)
@@ -215,7 +230,10 @@ func (s *sqliteStore) commit(tx writeTx) error {
 	}
 	return nil
 }
-func (s *sqliteStore) rollback(writeTx) error {
+func (s *sqliteStore) rollback(tx writeTx) error {
+	if t, ok := tx.(*sqliteTx); ok {
+		t.deltas = t.deltas[:0]
+	}
 	_, err := s.wconn.ExecContext(context.Background(), "ROLLBACK")
 	if err != nil && strings.Contains(err.Error(), "no transaction is active") {
 		return nil
@@ -438,6 +456,7 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 			}
 			id, _ := r.LastInsertId()
 			tasks[i], created[i] = insertedTask(id, ps[i]), true
+			tx.(*sqliteTx).transition(ps[i].Type, ps[i].Priority, "", StatusQueued, false)
 			i++
 			continue
 		}
@@ -470,6 +489,7 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 			}
 			for k := 0; k < n; k++ {
 				tasks[i+k], created[i+k] = insertedTask(last-int64(n-1-k), ps[i+k]), true
+				tx.(*sqliteTx).transition(ps[i+k].Type, ps[i+k].Priority, "", StatusQueued, false)
 			}
 			i += n
 		}
@@ -579,6 +599,7 @@ func (s *sqliteStore) lease(tx writeTx, ids []int64, p claimParams) ([]Task, err
 		if err != nil {
 			return nil, fmt.Errorf("claim: %w", err)
 		}
+		tx.(*sqliteTx).transition(t.Type, t.Priority, StatusQueued, StatusLeased, false)
 		return []Task{t}, nil
 	}
 	if len(ids) == 0 {
@@ -596,6 +617,7 @@ func (s *sqliteStore) lease(tx writeTx, ids []int64, p claimParams) ([]Task, err
 	byID := make(map[int64]Task, len(got))
 	for _, t := range got {
 		byID[t.ID] = t
+		tx.(*sqliteTx).transition(t.Type, t.Priority, StatusQueued, StatusLeased, false)
 	}
 	out := make([]Task, 0, len(ids))
 	for _, id := range ids {
@@ -772,7 +794,23 @@ func (s *sqliteStore) complete(tx writeTx, id, token int64, result json.RawMessa
 	}
 	r, err := s.exec(tx, `UPDATE tasks SET status = 'completed', result = ?1, finished_at = ?2, updated_at = ?2,
 		lease_expires_at = NULL WHERE id = ?3 AND status = 'leased' AND lease_token = ?4`, res, toMillis(now), id, token)
-	return s.fenced(tx, id, r, err)
+	if err = s.fenced(tx, id, r, err); err != nil {
+		return err
+	}
+	return s.noteByID(tx, id, StatusLeased, StatusCompleted)
+}
+
+// noteByID notes the status change of one task for the counters, reading
+// its type and priority (a point read of a page the update just wrote is
+// cheaper than UPDATE ... RETURNING, which goes through a temporary table).
+func (s *sqliteStore) noteByID(tx writeTx, id int64, from, to Status) error {
+	var typ string
+	var prio int64
+	if err := s.queryRow(tx, `SELECT type, priority FROM tasks WHERE id = ?`, id).Scan(&typ, &prio); err != nil {
+		return mapSQLiteErr(fmt.Errorf("read task %d: %w", id, err))
+	}
+	tx.(*sqliteTx).transition(typ, prio, from, to, false)
+	return nil
 }
 
 // completeMany completes leased tasks without a result: one read of their
@@ -784,19 +822,19 @@ func (s *sqliteStore) completeMany(tx writeTx, leases []Lease, now time.Time) ([
 	for i, l := range leases {
 		ids[i] = l.ID
 	}
-	rows, err := s.query(tx, `SELECT id, status, lease_token FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+	rows, err := s.query(tx, `SELECT id, status, lease_token, type, priority FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
 	if err != nil {
 		return nil, fmt.Errorf("complete: %w", err)
 	}
 	type state struct {
-		status string
-		token  int64
+		status, typ     string
+		token, priority int64
 	}
 	current := make(map[int64]state, len(leases))
 	for rows.Next() {
 		var id int64
 		var st state
-		if err := rows.Scan(&id, &st.status, &st.token); err != nil {
+		if err := rows.Scan(&id, &st.status, &st.token, &st.typ, &st.priority); err != nil {
 			rows.Close()
 			return nil, mapSQLiteErr(err)
 		}
@@ -818,6 +856,7 @@ func (s *sqliteStore) completeMany(tx writeTx, leases []Lease, now time.Time) ([
 		default:
 			seen[l.ID] = true
 			valid = append(valid, l.ID)
+			tx.(*sqliteTx).transition(st.typ, st.priority, StatusLeased, StatusCompleted, false)
 		}
 	}
 	if len(valid) > 0 {
@@ -830,10 +869,11 @@ func (s *sqliteStore) completeMany(tx writeTx, leases []Lease, now time.Time) ([
 }
 
 func (s *sqliteStore) fail(tx writeTx, p failParams) (Task, error) {
-	var attempts, maxAttempts, cancelReq int64
+	var attempts, maxAttempts, cancelReq, prio int64
 	var base, cp sql.NullInt64
-	err := s.queryRow(tx, `SELECT attempts, max_attempts, cancel_requested, retry_base_ms, retry_cap_ms FROM tasks
-		WHERE id = ? AND status = 'leased' AND lease_token = ?`, p.ID, p.Token).Scan(&attempts, &maxAttempts, &cancelReq, &base, &cp)
+	var typ string
+	err := s.queryRow(tx, `SELECT attempts, max_attempts, cancel_requested, retry_base_ms, retry_cap_ms, type, priority FROM tasks
+		WHERE id = ? AND status = 'leased' AND lease_token = ?`, p.ID, p.Token).Scan(&attempts, &maxAttempts, &cancelReq, &base, &cp, &typ, &prio)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Task{}, s.leaseCheck(tx, p.ID)
 	}
@@ -857,6 +897,7 @@ func (s *sqliteStore) fail(tx writeTx, p failParams) (Task, error) {
 	if err != nil {
 		return Task{}, fmt.Errorf("fail: %w", err)
 	}
+	tx.(*sqliteTx).transition(typ, prio, StatusLeased, status, true)
 	return s.txGetTask(tx, p.ID)
 }
 
@@ -894,18 +935,31 @@ func ptrValue[T any](p *T) any {
 func (s *sqliteStore) ackCancel(tx writeTx, id, token int64, now time.Time) error {
 	r, err := s.exec(tx, `UPDATE tasks SET status = 'cancelled', finished_at = ?1, updated_at = ?1,
 		lease_expires_at = NULL WHERE id = ?2 AND status = 'leased' AND lease_token = ?3`, toMillis(now), id, token)
-	return s.fenced(tx, id, r, err)
+	if err = s.fenced(tx, id, r, err); err != nil {
+		return err
+	}
+	return s.noteByID(tx, id, StatusLeased, StatusCancelled)
 }
 
 func (s *sqliteStore) release(tx writeTx, id, token int64, now time.Time) error {
 	// A released attempt is not counted; a pending cancel request wins.
-	r, err := s.exec(tx, `UPDATE tasks SET
+	var typ, status string
+	var prio int64
+	err := s.queryRow(tx, `UPDATE tasks SET
 		status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,
 		finished_at = CASE WHEN cancel_requested = 1 THEN ?1 END,
 		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
 		run_after = ?1, updated_at = ?1, lease_expires_at = NULL, wr_key = NULL
-		WHERE id = ?2 AND status = 'leased' AND lease_token = ?3`, toMillis(now), id, token)
-	return s.fenced(tx, id, r, err)
+		WHERE id = ?2 AND status = 'leased' AND lease_token = ?3 RETURNING type, priority, status`,
+		toMillis(now), id, token).Scan(&typ, &prio, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s.leaseCheck(tx, id)
+	}
+	if err != nil {
+		return mapSQLiteErr(fmt.Errorf("release: %w", err))
+	}
+	tx.(*sqliteTx).transition(typ, prio, StatusLeased, Status(status), false)
+	return nil
 }
 
 func (s *sqliteStore) cancel(tx writeTx, id int64, now time.Time) (Task, error) {
@@ -918,6 +972,9 @@ func (s *sqliteStore) cancel(tx writeTx, id int64, now time.Time) (Task, error) 
 	case StatusQueued:
 		_, err = s.exec(tx, `UPDATE tasks SET status = 'cancelled', finished_at = ?1, updated_at = ?1, wr_key = NULL
 			WHERE id = ?2`, ms, id)
+		if err == nil {
+			tx.(*sqliteTx).transition(t.Type, t.Priority, StatusQueued, StatusCancelled, false)
+		}
 	case StatusLeased:
 		_, err = s.exec(tx, `UPDATE tasks SET cancel_requested = 1, updated_at = ?1 WHERE id = ?2`, ms, id)
 	default:
@@ -943,6 +1000,7 @@ func (s *sqliteStore) retry(tx writeTx, id int64, now time.Time) (Task, error) {
 	if err != nil {
 		return t, fmt.Errorf("retry: %w", err)
 	}
+	tx.(*sqliteTx).transition(t.Type, t.Priority, t.Status, StatusQueued, false)
 	return s.txGetTask(tx, id)
 }
 
@@ -950,20 +1008,21 @@ func (s *sqliteStore) sweep(tx writeTx, now time.Time, policy RetryPolicy, limit
 	var res SweepResult
 	ms := toMillis(now)
 	rows, err := s.query(tx, `SELECT id, lease_token, attempts, max_attempts, cancel_requested, retry_base_ms,
-		retry_cap_ms, lease_owner FROM tasks INDEXED BY tasks_leased
+		retry_cap_ms, lease_owner, type, priority FROM tasks INDEXED BY tasks_leased
 		WHERE status = 'leased' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`, ms, limit)
 	if err != nil {
 		return res, fmt.Errorf("sweep: %w", err)
 	}
 	type expired struct {
-		id, token, attempts, max, cancel int64
-		base, cap                        sql.NullInt64
-		owner                            sql.NullString
+		id, token, attempts, max, cancel, priority int64
+		base, cap                                  sql.NullInt64
+		owner                                      sql.NullString
+		typ                                        string
 	}
 	var list []expired
 	for rows.Next() {
 		var e expired
-		if err := rows.Scan(&e.id, &e.token, &e.attempts, &e.max, &e.cancel, &e.base, &e.cap, &e.owner); err != nil {
+		if err := rows.Scan(&e.id, &e.token, &e.attempts, &e.max, &e.cancel, &e.base, &e.cap, &e.owner, &e.typ, &e.priority); err != nil {
 			rows.Close()
 			return res, mapSQLiteErr(err)
 		}
@@ -989,11 +1048,15 @@ func (s *sqliteStore) sweep(tx writeTx, now time.Time, policy RetryPolicy, limit
 			runAfter = toMillis(now.Add(pol.Backoff(e.attempts, nil)))
 			res.Requeued++
 		}
-		if _, err := s.exec(tx, `UPDATE tasks SET status = ?1, run_after = ?2, finished_at = ?3, last_error = ?4,
+		r, err := s.exec(tx, `UPDATE tasks SET status = ?1, run_after = ?2, finished_at = ?3, last_error = ?4,
 			updated_at = ?5, lease_expires_at = NULL, wr_key = NULL
 			WHERE id = ?6 AND status = 'leased' AND lease_token = ?7`,
-			string(status), runAfter, finished, msg, ms, e.id, e.token); err != nil {
+			string(status), runAfter, finished, msg, ms, e.id, e.token)
+		if err != nil {
 			return res, fmt.Errorf("sweep: %w", err)
+		}
+		if n, _ := r.RowsAffected(); n == 1 {
+			tx.(*sqliteTx).transition(e.typ, e.priority, StatusLeased, status, true)
 		}
 	}
 	return res, nil

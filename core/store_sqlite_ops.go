@@ -355,6 +355,31 @@ func (s *sqliteStore) incrementalVacuum(tx writeTx, pages int) (int64, error) {
 // optimize refreshes the planner statistics where they are stale, reading
 // at most about 1000 rows per index (PRAGMA analysis_limit) so that it stays
 // quick on a large queue.
+func (s *sqliteStore) recountDepth(tx writeTx) (int64, error) {
+	if !s.counters {
+		return 0, nil // version 4 files count with triggers
+	}
+	if _, err := s.exec(tx, `CREATE TEMP TABLE recount AS
+		SELECT type, priority, status, count(*) AS n FROM tasks GROUP BY type, priority, status`); err != nil {
+		return 0, fmt.Errorf("recount: %w", err)
+	}
+	defer func() { _, _ = s.wconn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.recount`) }()
+	r, err := s.exec(tx, `INSERT INTO task_counters (type, priority, kind, status, n)
+		SELECT type, priority, 'depth', status, n FROM temp.recount WHERE true
+		ON CONFLICT (type, priority, kind, status) DO UPDATE SET n = excluded.n WHERE n != excluded.n`)
+	if err != nil {
+		return 0, fmt.Errorf("recount: %w", err)
+	}
+	fixed, _ := r.RowsAffected()
+	r, err = s.exec(tx, `UPDATE task_counters SET n = 0 WHERE kind = 'depth' AND n != 0
+		AND (type, priority, status) NOT IN (SELECT type, priority, status FROM temp.recount)`)
+	if err != nil {
+		return 0, fmt.Errorf("recount: %w", err)
+	}
+	zeroed, _ := r.RowsAffected()
+	return fixed + zeroed, nil
+}
+
 func (s *sqliteStore) optimize(tx writeTx) error {
 	if _, err := s.exec(tx, `PRAGMA analysis_limit = 1000`); err != nil {
 		return fmt.Errorf("optimize: %w", err)
@@ -409,11 +434,23 @@ func (s *sqliteStore) deleteTasksByID(tx writeTx, idList []int64) (logs, tasks i
 		return 0, 0, fmt.Errorf("delete logs: %w", err)
 	}
 	logs, _ = r.RowsAffected()
-	r, err = s.exec(tx, `DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))`, string(b))
+	rows, err := s.query(tx, `DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?)) RETURNING type, priority, status`, string(b))
 	if err != nil {
 		return 0, 0, fmt.Errorf("delete tasks: %w", err)
 	}
-	tasks, _ = r.RowsAffected()
+	defer rows.Close()
+	for rows.Next() {
+		var typ, status string
+		var prio int64
+		if err := rows.Scan(&typ, &prio, &status); err != nil {
+			return 0, 0, mapSQLiteErr(fmt.Errorf("delete tasks: %w", err))
+		}
+		tx.(*sqliteTx).transition(typ, prio, Status(status), "", false)
+		tasks++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, mapSQLiteErr(fmt.Errorf("delete tasks: %w", err))
+	}
 	return logs, tasks, nil
 }
 
@@ -522,11 +559,37 @@ func (s *sqliteStore) matchingIDs(tx writeTx, f TaskFilter, cursor int64, limit 
 // for one task.
 func (s *sqliteStore) requeueByID(tx writeTx, idList []int64, now time.Time) (int64, error) {
 	b, _ := json.Marshal(idList)
+	// The statuses they leave, for the counters: RETURNING sees new values only.
+	rows, err := s.query(tx, `SELECT type, priority, status FROM tasks
+		WHERE id IN (SELECT value FROM json_each(?1)) AND status IN ('failed', 'cancelled')`, string(b))
+	if err != nil {
+		return 0, fmt.Errorf("requeue: %w", err)
+	}
+	type left struct {
+		typ, status string
+		priority    int64
+	}
+	var moved []left
+	for rows.Next() {
+		var l left
+		if err := rows.Scan(&l.typ, &l.priority, &l.status); err != nil {
+			rows.Close()
+			return 0, mapSQLiteErr(fmt.Errorf("requeue: %w", err))
+		}
+		moved = append(moved, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, mapSQLiteErr(fmt.Errorf("requeue: %w", err))
+	}
 	r, err := s.exec(tx, `UPDATE tasks SET status = 'queued', attempts = 0, run_after = ?1, updated_at = ?1,
 		finished_at = NULL, cancel_requested = 0, result = NULL, lease_expires_at = NULL, wr_key = NULL
 		WHERE id IN (SELECT value FROM json_each(?2)) AND status IN ('failed', 'cancelled')`, toMillis(now), string(b))
 	if err != nil {
 		return 0, fmt.Errorf("requeue: %w", err)
+	}
+	for _, l := range moved {
+		tx.(*sqliteTx).transition(l.typ, l.priority, Status(l.status), StatusQueued, false)
 	}
 	n, _ := r.RowsAffected()
 	return n, nil

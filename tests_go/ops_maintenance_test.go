@@ -32,7 +32,7 @@ func settle(t *testing.T, h *harness, w *core.Worker, n int, op core.AckOp) []in
 	return done
 }
 
-// requireCountersMatchTable checks the trigger-kept counters against a count of the table.
+// requireCountersMatchTable checks the engine-kept counters against a count of the table.
 func requireCountersMatchTable(t *testing.T, h *harness) {
 	t.Helper()
 	m, err := h.q.Metrics(h.ctx, core.MetricsOptions{})

@@ -205,6 +205,25 @@ def test_doctor_findings_drive_the_exit_code_and_the_advice_works(tmp_path: Path
     assert "0 errors, 0 warnings" in proc.stdout
 
 
+def test_maintain_recount_command(busy_db: Path) -> None:
+    con = sqlite3.connect(busy_db)  # a write the engine does not see: the counters drift
+    try:
+        con.execute("UPDATE tasks SET status = 'cancelled', finished_at = created_at WHERE status = 'queued'")
+        con.commit()
+    finally:
+        con.close()
+    assert cli_json("stats", db=busy_db)["by_status"].get("queued", 0) > 0
+    r = cli_json("maintain", "--recount", "--integrity", "none", db=busy_db)
+    assert r["recounted"] > 0
+    by_status = {k: v for k, v in cli_json("stats", db=busy_db)["by_status"].items() if v}
+    assert by_status == {"failed": 1, "cancelled": 3}
+    proc = cli("maintain", "--recount", "--integrity", "none", db=busy_db)
+    assert proc.returncode == 0, proc.stderr
+    assert "recount: 0 counter rows corrected" in proc.stdout
+    assert "recount" not in cli("maintain", "--integrity", "none", db=busy_db).stdout
+    assert cli_json("maintain", "--integrity", "none", db=busy_db)["recounted"] is None
+
+
 def test_backup_and_restore_commands(busy_db: Path, tmp_path: Path) -> None:
     dest = tmp_path / "b.db"
     b = cli_json("backup", str(dest), db=busy_db)

@@ -93,6 +93,57 @@ def test_maintain_and_schedule_check_their_options(queue: Queue) -> None:
     assert r.retention is None and r.vacuum is None and not r.optimized
 
 
+def _depth_in_table(path: Path) -> dict[str, int]:
+    con = sqlite3.connect(path)
+    try:
+        return dict(con.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
+    finally:
+        con.close()
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    return {k: v for k, v in counts.items() if v}
+
+
+def test_recount_rebuilds_depth_counters_after_outside_writes(tmp_path: Path) -> None:
+    path = tmp_path / "drift.db"
+    with Queue(path, disable_sweeper=True) as q:
+        q.enqueue_many([{"task_type": "a"} for _ in range(5)] + [{"task_type": "b"} for _ in range(3)])
+        assert q.maintain(retention_days=None, optimize=False, incremental_vacuum=False).recounted is None
+    con = sqlite3.connect(path)  # another program writes to the tasks table behind the engine's back
+    try:
+        con.execute("UPDATE tasks SET status = 'cancelled', finished_at = created_at WHERE id <= 3")
+        con.execute("DELETE FROM tasks WHERE id = 8")
+        con.commit()
+    finally:
+        con.close()
+    truth = _depth_in_table(path)
+    assert truth == {"queued": 4, "cancelled": 3}
+
+    with Queue(path, disable_sweeper=True) as q:
+        assert _nonzero(q.stats().by_status) != truth, "the counters should have drifted"
+        r = q.maintain(
+            recount=True,
+            retention_days=None,
+            prune_workers_days=None,
+            incremental_vacuum=False,
+            optimize=False,
+            checkpoint="none",
+        )
+        assert r.recounted is not None and r.recounted > 0
+        assert r.retention is None and r.vacuum is None and not r.optimized and r.checkpoint is None
+        stats = q.stats()
+        assert _nonzero(stats.by_status) == truth
+        assert stats.total == sum(truth.values())
+        assert _nonzero(q.metrics().by_status) == truth
+        assert _nonzero(stats.by_type["a"]) == {"queued": 2, "cancelled": 3}
+        assert _nonzero(stats.by_type.get("b", {})) == {"queued": 2}
+        again = q.maintain(recount=True, retention_days=None, optimize=False, incremental_vacuum=False)
+        assert again.recounted == 0
+        with pytest.raises(InvalidArgumentError):
+            q.maintain(recount="yes")  # type: ignore[arg-type]
+
+
 def test_doctor_reports_a_misconfigured_database(tmp_path: Path) -> None:
     path = tmp_path / "bad.db"
     Queue(path).close()

@@ -230,6 +230,7 @@ type maintainIn struct {
 	IncrementalVacuum *bool   `json:"incremental_vacuum"`
 	VacuumFull        *bool   `json:"vacuum_full"`
 	Optimize          *bool   `json:"optimize"`
+	Recount           *bool   `json:"recount"`
 	Checkpoint        *string `json:"checkpoint"`
 	Integrity         *string `json:"integrity"`
 	IntervalMs        *int64  `json:"interval_ms"` // pq_maintenance_schedule only
@@ -253,7 +254,7 @@ func (in maintainIn) options() (core.MaintenanceOptions, error) {
 		in  *bool
 		out *bool
 	}{{in.PurgeFailed, &o.PurgeFailed}, {in.IncrementalVacuum, &o.IncrementalVacuum},
-		{in.VacuumFull, &o.VacuumFull}, {in.Optimize, &o.Optimize}} {
+		{in.VacuumFull, &o.VacuumFull}, {in.Optimize, &o.Optimize}, {in.Recount, &o.Recount}} {
 		if b.in != nil {
 			*b.out = *b.in
 		}
@@ -283,6 +284,7 @@ type wireMaintenance struct {
 	WorkersPruned int64           `json:"workers_pruned"`
 	Vacuum        *wireVacuum     `json:"vacuum"`
 	Optimized     bool            `json:"optimized"`
+	Recounted     *int64          `json:"recounted"`
 	Checkpoint    *wireCheckpoint `json:"checkpoint"`
 	Integrity     *wireIntegrity  `json:"integrity"`
 	Before        wireSizes       `json:"before"`
@@ -318,7 +320,7 @@ type wireIntegrity struct {
 
 func toWireMaintenance(r core.MaintenanceReport) wireMaintenance {
 	w := wireMaintenance{StartedAtMs: r.StartedAt.UnixMilli(), DurationMs: durMs(r.Duration),
-		WorkersPruned: r.WorkersPruned, Optimized: r.Optimized,
+		WorkersPruned: r.WorkersPruned, Optimized: r.Optimized, Recounted: r.Recounted,
 		Before: wireSizes{DBBytes: r.Before.DB, WALBytes: r.Before.WAL},
 		After:  wireSizes{DBBytes: r.After.DB, WALBytes: r.After.WAL}}
 	if x := r.Retention; x != nil {

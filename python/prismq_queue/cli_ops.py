@@ -88,6 +88,11 @@ def add_commands(add: AddParser, commands: dict[str, Command]) -> None:
     )
     p.add_argument("--no-optimize", action="store_true", help="skip PRAGMA optimize")
     p.add_argument(
+        "--recount",
+        action="store_true",
+        help="rebuild the depth counters from the tasks table (only after other programs wrote to it)",
+    )
+    p.add_argument(
         "--checkpoint",
         choices=("none", "passive", "full", "restart", "truncate"),
         default="passive",
@@ -368,6 +373,7 @@ def _cmd_maintain(args: argparse.Namespace, out: TextIO) -> int:
             incremental_vacuum=not args.no_vacuum,
             vacuum_full=args.vacuum_full,
             optimize=not args.no_optimize,
+            recount=args.recount,
             checkpoint=args.checkpoint,
             integrity=args.integrity,
         )
@@ -385,6 +391,8 @@ def _cmd_maintain(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"{kind}: freed {_num(r.vacuum.pages_freed)} pages (auto_vacuum {r.vacuum.auto_vacuum})\n")
     if r.optimized:
         out.write("optimize: planner statistics refreshed\n")
+    if r.recounted is not None:
+        out.write(f"recount: {_num(r.recounted)} counter rows corrected\n")
     if r.checkpoint is not None:
         c = r.checkpoint
         state = "could not finish (busy)" if c.busy else "done"

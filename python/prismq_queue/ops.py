@@ -354,6 +354,7 @@ class MaintenanceReport:
     workers_pruned: int
     vacuum: VacuumResult | None
     optimized: bool
+    recounted: int | None
     checkpoint: CheckpointResult | None
     integrity: IntegrityResult | None
     db_bytes_before: int
@@ -378,6 +379,7 @@ class MaintenanceReport:
             if v is None
             else VacuumResult(v["full"], v["free_pages_before"], v["pages_freed"], v["auto_vacuum"]),
             optimized=bool(d.get("optimized")),
+            recounted=d.get("recounted"),
             checkpoint=None
             if c is None
             else CheckpointResult(c["mode"], c["busy"], c["wal_frames"], c["checkpointed"]),
@@ -587,6 +589,7 @@ def _maintenance_options(
     incremental_vacuum: bool,
     vacuum_full: bool,
     optimize: bool,
+    recount: bool,
     checkpoint: str,
     integrity: str,
 ) -> dict[str, Any]:
@@ -595,6 +598,7 @@ def _maintenance_options(
         ("incremental_vacuum", incremental_vacuum),
         ("vacuum_full", vacuum_full),
         ("optimize", optimize),
+        ("recount", recount),
     ):
         if not isinstance(flag, bool):
             raise InvalidArgumentError(f"{name} must be a bool")
@@ -605,6 +609,7 @@ def _maintenance_options(
         "incremental_vacuum": incremental_vacuum,
         "vacuum_full": vacuum_full,
         "optimize": optimize,
+        "recount": recount,
         "checkpoint": _choice("checkpoint", checkpoint, _CHECKPOINT_MODES),
         "integrity": _choice("integrity", integrity, _INTEGRITY_MODES),
     }
@@ -724,6 +729,7 @@ class QueueOps:
         incremental_vacuum: bool = True,
         vacuum_full: bool = False,
         optimize: bool = True,
+        recount: bool = False,
         checkpoint: str = "passive",
         integrity: str = "none",
     ) -> MaintenanceReport:
@@ -739,6 +745,9 @@ class QueueOps:
         :param vacuum_full: rewrite the whole file (blocks writers; needs free disk the size of the
             database); switches a database made by an older version to incremental vacuum.
         :param optimize: refresh the query planner's statistics.
+        :param recount: rebuild the depth counters behind :meth:`stats` and :meth:`metrics` from the
+            tasks table; needed only after other programs (a SQLite shell, a script) wrote to it.
+            One write transaction that reads every task: run it while the queue is quiet.
         :param checkpoint: WAL checkpoint: none, passive (never waits), full, restart or truncate.
         :param integrity: none, quick or full integrity check at the end.
         :raises InvalidArgumentError: for a bad option.
@@ -752,6 +761,7 @@ class QueueOps:
             incremental_vacuum,
             vacuum_full,
             optimize,
+            recount,
             checkpoint,
             integrity,
         )
@@ -785,6 +795,7 @@ class QueueOps:
             incremental_vacuum,
             False,
             optimize,
+            False,
             checkpoint,
             "none",
         )
