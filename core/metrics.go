@@ -9,7 +9,7 @@ import (
 
 // Metrics cost: every figure comes from a small table or an index range,
 // never from a scan of the tasks table. Depth and totals read the counters
-// that triggers keep (task_counters, a few rows per type and priority);
+// that the engine keeps (task_counters, a few rows per type and priority);
 // throughput and the latency percentiles read the tasks finished in the
 // window, at most SampleLimit entries of the covering index tasks_finished;
 // the oldest eligible task is one FIFO index probe; workers and expired

@@ -20,7 +20,7 @@ import (
 
 // --- metrics reads ---------------------------------------------------------------
 
-// depthRows reads the trigger-kept counters (task_counters, kind depth):
+// depthRows reads the engine-kept counters (task_counters, kind depth):
 // a few rows, whatever the size of the tasks table.
 func (s *sqliteStore) depthRows(ctx context.Context) ([]DepthRow, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT status, type, priority, n FROM task_counters
