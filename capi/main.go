@@ -302,6 +302,17 @@ func pq_ack_many(w C.uint64_t, acks *C.char, out **C.char, outErr **C.char) C.in
 	})
 }
 
+//export pq_ack_and_claim
+func pq_ack_and_claim(w C.uint64_t, acks *C.char, max C.int32_t, out **C.char, outErr **C.char) C.int32_t {
+	return call(outErr, []**C.char{out}, func() (string, error) {
+		s, err := cstr(acks, "acks_json", true)
+		if err != nil {
+			return "", err
+		}
+		return bridge.AckAndClaim(uint64(w), s, int32(max))
+	})
+}
+
 // ---- operations: metrics, maintenance, doctor, purge/requeue, backup/restore ----
 
 //export pq_metrics

@@ -206,6 +206,16 @@ pq_status pq_release(uint64_t worker, int64_t task_id, int64_t lease_token, char
  * one bad ack does not stop the others. */
 pq_status pq_ack_many(uint64_t worker, const char *acks_json, char **out_json, char **out_err);
 
+/* pq_ack_and_claim settles acks as pq_ack_many does and, in the same transaction, leases
+ * up to max_tasks (1..1000) eligible tasks as pq_claim does, without waiting (one commit per
+ * batch instead of two). acks_json (borrowed, required; "[]" acks nothing) as pq_ack_many.
+ * *out_json (caller frees with pq_free) = {"results":[{"id":N, "status":pq_status,
+ *   "error":str or null}] in input order, "tasks":[Task] (possibly empty: nothing was
+ *   claimable; call pq_claim with a timeout to wait)}; each Task carries its "lease_token".
+ * A bad max_tasks gives PQ_ERR_INVALID_ARGUMENT; on any error status no ack took effect. */
+pq_status pq_ack_and_claim(uint64_t worker, const char *acks_json, int32_t max_tasks, char **out_json,
+                                  char **out_err);
+
 /* ---- Operations: metrics, maintenance, doctor, purge/requeue, backup -- */
 
 /* pq_metrics collects the queue's health cheaply (a few small tables and index ranges; no scan

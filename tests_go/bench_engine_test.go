@@ -209,6 +209,40 @@ func BenchmarkClaimBatchAck(b *testing.B) {
 	b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "tasks/s")
 }
 
+// BenchmarkAckAndClaim: the same drain as ClaimBatchAck with AckAndClaim,
+// which settles a batch and claims the next one in one transaction.
+func BenchmarkAckAndClaim(b *testing.B) {
+	q := benchQueue(b)
+	ctx := context.Background()
+	fill(b, q, 100_000)
+	w, _ := q.RegisterWorker(ctx, core.WorkerConfig{ID: "bench"})
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	done := 0
+	var acks []core.Ack
+	for done < b.N {
+		_, ts, err := w.AckAndClaim(ctx, acks, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		done += len(acks)
+		acks = acks[:0]
+		if len(ts) == 0 {
+			b.StopTimer()
+			f0 := cpuTime()
+			fill(b, q, 100_000)
+			cpu0 += cpuTime() - f0
+			b.StartTimer()
+			continue
+		}
+		for _, t := range ts {
+			acks = append(acks, core.Ack{ID: t.ID, Token: t.LeaseToken, Op: core.AckComplete})
+		}
+	}
+	reportCPU(b, cpu0, done)
+	b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "tasks/s")
+}
+
 // BenchmarkClaimLatency8: 8 goroutines claim and complete concurrently;
 // reports p50/p99 claim latency and busy retries per claim.
 func BenchmarkClaimLatency8(b *testing.B) {

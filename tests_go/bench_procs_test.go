@@ -21,6 +21,7 @@ const (
 	drainRole     = "bench-drain"
 	drainDBEnv    = "PRISMQ_BENCH_DB"
 	drainIDEnv    = "PRISMQ_BENCH_WORKER"
+	drainModeEnv  = "PRISMQ_BENCH_ACK_AND_CLAIM" // "1": AckAndClaim instead of Claim + AckMany
 	procsTasks    = 20_000
 	procsClaimMax = 64
 )
@@ -64,7 +65,27 @@ func drainQueue() error {
 	start := time.Now()
 	done := 0
 	acks := make([]core.Ack, 0, procsClaimMax)
-	for {
+	combined := os.Getenv(drainModeEnv) == "1"
+	for combined {
+		errs, ts, err := w.AckAndClaim(ctx, acks, procsClaimMax)
+		if err != nil {
+			return fmt.Errorf("ack and claim after %d tasks: %w", done, err)
+		}
+		for i, e := range errs {
+			if e != nil {
+				return fmt.Errorf("ack task %d: %w", acks[i].ID, e)
+			}
+		}
+		done += len(acks)
+		acks = acks[:0]
+		if len(ts) == 0 {
+			break
+		}
+		for _, t := range ts {
+			acks = append(acks, core.Ack{ID: t.ID, Token: t.LeaseToken, Op: core.AckComplete})
+		}
+	}
+	for !combined {
 		ts, err := w.Claim(ctx, procsClaimMax, 0)
 		if err != nil {
 			return fmt.Errorf("claim after %d tasks: %w", done, err)
@@ -104,7 +125,13 @@ func drainQueue() error {
 // then lets them drain it with Claim(64) + AckMany. Reports completed tasks
 // per second over the drain (first start to last finish, as the children
 // measure it; process start-up is excluded).
-func BenchmarkProcesses(b *testing.B) {
+func BenchmarkProcesses(b *testing.B) { benchProcesses(b, "0") }
+
+// BenchmarkProcessesAckAndClaim: the same drain with AckAndClaim (one
+// transaction per batch instead of two).
+func BenchmarkProcessesAckAndClaim(b *testing.B) { benchProcesses(b, "1") }
+
+func benchProcesses(b *testing.B, ackAndClaim string) {
 	for _, procs := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
 			ctx := context.Background()
@@ -126,7 +153,7 @@ func BenchmarkProcesses(b *testing.B) {
 				children := make([]*helperProcess, procs)
 				for c := range children {
 					children[c] = startHelper(ctx, b, drainRole,
-						drainDBEnv+"="+path, fmt.Sprintf("%s=w%d", drainIDEnv, c))
+						drainDBEnv+"="+path, fmt.Sprintf("%s=w%d", drainIDEnv, c), drainModeEnv+"="+ackAndClaim)
 				}
 				waitReady(b, path, procs)
 				if err := os.WriteFile(path+".go", nil, 0o644); err != nil {
@@ -158,8 +185,12 @@ func BenchmarkProcesses(b *testing.B) {
 				span += time.Duration(last - first)
 			}
 			b.ReportMetric(float64(total)/span.Seconds(), "tasks/s")
-			// Transactions of Claim(64) and AckMany: about 2 per 64 tasks.
-			b.ReportMetric(float64(busyRetries)/(float64(total)/float64(procsClaimMax)*2), "busy-retries/txn")
+			// Transactions: Claim(64) and AckMany, about 2 per 64 tasks; AckAndClaim, 1.
+			txnPerBatch := 2.0
+			if ackAndClaim == "1" {
+				txnPerBatch = 1
+			}
+			b.ReportMetric(float64(busyRetries)/(float64(total)/float64(procsClaimMax)*txnPerBatch), "busy-retries/txn")
 		})
 	}
 }

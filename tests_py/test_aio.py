@@ -12,6 +12,7 @@ import pytest
 from prismq_queue import (
     AsyncQueue,
     AsyncWorker,
+    LeaseLostError,
     QueueClosedError,
     TaskNotFoundError,
     TaskStatus,
@@ -70,6 +71,29 @@ def test_async_round_trip(tmp_path: Path) -> None:
         assert q.closed
         with pytest.raises(QueueClosedError):
             await q.get(task.id)
+
+    asyncio.run(main())
+
+
+def test_async_ack_and_claim(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncQueue(tmp_path / "ac.db", disable_sweeper=True) as q:
+            a, b = await q.enqueue_many([{"task_type": "t"}, {"task_type": "t"}])
+            async with await q.worker(WorkerConfig(worker_id="aw")) as w:
+                first = await w.ack_and_claim([], 1)
+                assert first.acks == [] and [t.id for t in first.tasks] == [a.id]
+                second = await w.ack_and_claim(
+                    [
+                        {"task": first.tasks[0], "op": "complete", "result": 1},
+                        {"task": b.id, "lease_token": 99, "op": "complete"},
+                    ],
+                    5,
+                )
+                assert second.acks[0].ok and isinstance(second.acks[1].error, LeaseLostError)
+                assert [t.id for t in second.tasks] == [b.id]
+                last = await w.ack_and_claim([{"task": second.tasks[0], "op": "complete"}], 5)
+                assert [r.ok for r in last.acks] == [True] and last.tasks == []
+            assert [(await q.get(i)).status for i in (a.id, b.id)] == [TaskStatus.COMPLETED] * 2
 
     asyncio.run(main())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import threading
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from prismq_queue import (
+    AckAndClaimResult,
     InvalidArgumentError,
     LeaseLostError,
     Queue,
@@ -22,6 +24,7 @@ from prismq_queue import (
     TaskStatus,
     Worker,
     WorkerConfig,
+    _lib,
 )
 
 MakeQueue = Callable[..., Queue]
@@ -231,6 +234,92 @@ def test_ack_many_settles_each_ack_independently(queue: Queue, worker: Worker) -
     assert queue.get(t_cancel.id).status is TaskStatus.CANCELLED
     assert queue.get(t_stale.id).status is TaskStatus.LEASED
     assert worker.ack_many([]) == []
+
+
+def test_ack_and_claim_settles_and_claims_the_next_batch(queue: Queue, worker: Worker) -> None:
+    ids = [t.id for t in queue.enqueue_many([{"task_type": "t", "max_attempts": 1} for _ in range(10)])]
+    first = worker.ack_and_claim([], 4)
+    assert isinstance(first, AckAndClaimResult)
+    assert first.acks == []
+    assert [t.id for t in first.tasks] == ids[:4]
+    assert all(queue.get(t.id).status is TaskStatus.LEASED for t in first.tasks)
+
+    t_ok, t_fail, t_rel, t_stale = first.tasks
+    second = worker.ack_and_claim(
+        [
+            {"task": t_ok, "op": "complete", "result": {"n": 1}},
+            {"task": t_fail, "op": "fail", "error": "bad", "retryable": False},
+            {"task": t_rel.id, "lease_token": t_rel.lease_token, "op": "release"},
+            {"task": t_stale.id, "lease_token": t_stale.lease_token + 7, "op": "complete"},
+        ],
+        4,
+    )
+    assert [r.id for r in second.acks] == [t_ok.id, t_fail.id, t_rel.id, t_stale.id]
+    assert [r.ok for r in second.acks] == [True, True, True, False]
+    assert isinstance(second.acks[3].error, LeaseLostError)
+    # The claim runs after the acks in the same transaction: the released task is claimable again.
+    assert [t.id for t in second.tasks] == [t_rel.id, *ids[4:7]]
+    assert all(t.status is TaskStatus.LEASED and t.lease_owner == "w1" for t in second.tasks)
+    assert queue.get(t_ok.id).status is TaskStatus.COMPLETED
+    assert queue.get(t_ok.id).result == {"n": 1}
+    assert queue.get(t_fail.id).status is TaskStatus.FAILED
+    assert queue.get(t_stale.id).status is TaskStatus.LEASED
+    for t in second.tasks:
+        assert queue.get(t.id).status is TaskStatus.LEASED
+        assert queue.get(t.id).lease_token == t.lease_token
+
+    done = [t_stale, *second.tasks]
+    third = worker.ack_and_claim([{"task": t, "op": "complete"} for t in done], 10)
+    assert all(r.ok for r in third.acks)
+    assert [t.id for t in third.tasks] == ids[7:]
+    last = worker.ack_and_claim([{"task": t, "op": "complete"} for t in third.tasks], 5)
+    assert [r.ok for r in last.acks] == [True, True, True]
+    assert last.tasks == []  # nothing left: an empty claim, no wait
+    counts = queue.stats().by_status
+    assert (counts["completed"], counts["failed"], counts["queued"], counts["leased"]) == (9, 1, 0, 0)
+
+
+def test_ack_and_claim_rejects_a_bad_max_without_settling_anything(queue: Queue, worker: Worker) -> None:
+    queue.enqueue_many([{"task_type": "t"} for _ in range(2)])
+    task = _claim(worker)
+    ack = [{"task": task, "op": "complete"}]
+    for bad in (0, -1, 1001):  # 1001: over the engine's claim limit, refused by the library
+        with pytest.raises(InvalidArgumentError):
+            worker.ack_and_claim(ack, bad)
+    with pytest.raises(InvalidArgumentError):
+        worker.ack_and_claim(ack, True)
+    assert queue.get(task.id).status is TaskStatus.LEASED
+    counts = queue.stats().by_status
+    assert (counts["leased"], counts["queued"], counts["completed"]) == (1, 1, 0)
+    assert [t.id for t in worker.ack_and_claim(ack, 1000).tasks] == [task.id + 1]
+
+
+def test_ack_and_claim_native_errors_are_codes_not_panics(queue: Queue, worker: Worker) -> None:
+    fn = _lib.FUNCTIONS["pq_ack_and_claim"]
+    h = worker._h()
+    with pytest.raises(InvalidArgumentError):
+        _lib.call_json(fn, h, b"[{not json", 1)
+    with pytest.raises(InvalidArgumentError):
+        _lib.call_json(fn, h, None, 1)
+    with pytest.raises(InvalidArgumentError):
+        _lib.call_json(fn, h, b'[{"id":1,"token":1,"op":"complete","extra":1}]', 1)
+    with pytest.raises(InvalidArgumentError):
+        _lib.call_json(fn, h, b'[{"id":1,"token":1,"op":"fail","error":"\xff"}]', 1)
+    with pytest.raises(QueueClosedError):
+        _lib.call_json(fn, 0, b"[]", 1)
+    with pytest.raises(QueueClosedError):
+        _lib.call_json(fn, 987654321, b"[]", 1)
+    err = ctypes.c_void_p()
+    assert fn(h, b"[]", 1, None, ctypes.byref(err)) == 1  # NULL out_json
+    assert err.value
+    _lib.FUNCTIONS["pq_free"](err.value)
+    # An unknown op is a per-ack error, as in pq_ack_many; the claim still happens.
+    queued = queue.enqueue("t")
+    out = _lib.call_json(fn, h, b'[{"id":1,"token":1,"op":"explode"}]', 3)
+    assert set(out) == {"results", "tasks"}
+    assert [r["status"] for r in out["results"]] == [1] and out["results"][0]["error"]
+    assert [t["id"] for t in out["tasks"]] == [queued.id]
+    assert out["tasks"][0]["lease_token"] > 0
 
 
 def test_strategies_order_claims_and_can_change_at_run_time(queue: Queue, make_worker: MakeWorker) -> None:

@@ -609,15 +609,11 @@ type ackOut struct {
 	Error  *string `json:"error"`
 }
 
-// AckMany implements pq_ack_many.
-func AckMany(h uint64, acksJSON string) (string, error) {
-	w, err := workerOf(h)
-	if err != nil {
-		return "", err
-	}
+// decodeAcks parses the acks array of pq_ack_many and pq_ack_and_claim.
+func decodeAcks(acksJSON string) ([]ackIn, []core.Ack, error) {
 	var in []ackIn
 	if err := decode("acks", acksJSON, &in, false); err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	acks := make([]core.Ack, len(in))
 	for i, a := range in {
@@ -627,10 +623,11 @@ func AckMany(h uint64, acksJSON string) (string, error) {
 		}
 		acks[i] = core.Ack{ID: a.ID, Token: a.Token, Op: core.AckOp(a.Op), Result: res, Error: a.Error, Retryable: a.Retryable}
 	}
-	errs, err := w.AckMany(bg, acks)
-	if err != nil {
-		return "", err
-	}
+	return in, acks, nil
+}
+
+// ackResults is the "results" array: errs[i] is the outcome of in[i].
+func ackResults(in []ackIn, errs []error) []ackOut {
 	out := make([]ackOut, len(errs))
 	for i, e := range errs {
 		out[i] = ackOut{ID: in[i].ID, Status: CodeOf(e)}
@@ -639,7 +636,42 @@ func AckMany(h uint64, acksJSON string) (string, error) {
 			out[i].Error = &msg
 		}
 	}
-	return encode(map[string]any{"results": out})
+	return out
+}
+
+// AckMany implements pq_ack_many.
+func AckMany(h uint64, acksJSON string) (string, error) {
+	w, err := workerOf(h)
+	if err != nil {
+		return "", err
+	}
+	in, acks, err := decodeAcks(acksJSON)
+	if err != nil {
+		return "", err
+	}
+	errs, err := w.AckMany(bg, acks)
+	if err != nil {
+		return "", err
+	}
+	return encode(map[string]any{"results": ackResults(in, errs)})
+}
+
+// AckAndClaim implements pq_ack_and_claim: the acks of AckMany and a
+// claim of up to max tasks (without waiting) in one transaction.
+func AckAndClaim(h uint64, acksJSON string, max int32) (string, error) {
+	w, err := workerOf(h)
+	if err != nil {
+		return "", err
+	}
+	in, acks, err := decodeAcks(acksJSON)
+	if err != nil {
+		return "", err
+	}
+	errs, ts, err := w.AckAndClaim(bg, acks, int(max))
+	if err != nil {
+		return "", err
+	}
+	return encode(map[string]any{"results": ackResults(in, errs), "tasks": toWireTasks(ts)})
 }
 
 // DefaultPath implements pq_default_path.

@@ -45,6 +45,7 @@ from .manager import (
     run_handler,
 )
 from .models import (
+    AckAndClaimResult,
     AckResult,
     LeaseInfo,
     LogEntry,
@@ -74,6 +75,7 @@ from .worker import Worker
 __version__ = "0.1.0"
 
 __all__ = [
+    "AckAndClaimResult",
     "AckResult",
     "AsyncQueue",
     "AsyncWorker",

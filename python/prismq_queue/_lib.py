@@ -72,6 +72,7 @@ SIGNATURES: dict[str, tuple[tuple[Any, ...], Any]] = {
     "pq_ack_cancel": ((_u64, _i64, _i64, _out_str), c_int32),
     "pq_release": ((_u64, _i64, _i64, _out_str), c_int32),
     "pq_ack_many": ((_u64, _str, _out_str, _out_str), c_int32),
+    "pq_ack_and_claim": ((_u64, _str, _i32, _out_str, _out_str), c_int32),
     "pq_metrics": ((_u64, _str, _out_str, _out_str), c_int32),
     "pq_metrics_text": ((_u64, _str, _out_str, _out_str), c_int32),
     "pq_maintain": ((_u64, _str, _out_str, _out_str), c_int32),

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from ._errors import InvalidArgumentError, QueueClosedError
 from .config import WorkerConfig
 from .models import (
+    AckAndClaimResult,
     AckResult,
     LeaseInfo,
     LogEntry,
@@ -450,3 +451,23 @@ class AsyncWorker(_Offloader):
     async def ack_many(self, acks: Sequence[Mapping[str, Any]]) -> builtins.list[AckResult]:
         """See :meth:`Worker.ack_many`."""
         return await self._w(Worker.ack_many, builtins.list(acks))
+
+    async def ack_and_claim(self, acks: Sequence[Mapping[str, Any]], max_tasks: int) -> AckAndClaimResult:
+        """See :meth:`Worker.ack_and_claim`. If the awaiting coroutine is cancelled, the acks stand
+        and the tasks claimed are released instead of being left leased."""
+        abandoned = threading.Event()
+        items = builtins.list(acks)
+
+        def job(w: Worker) -> AckAndClaimResult:
+            result = w.ack_and_claim(items, max_tasks)
+            if abandoned.is_set():
+                for t in result.tasks:
+                    w.release(t)
+                return AckAndClaimResult(result.acks, [])
+            return result
+
+        try:
+            return await self._w(job)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise

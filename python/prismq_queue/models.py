@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from ._errors import InvalidArgumentError, QueueError
 
 __all__ = [
+    "AckAndClaimResult",
     "AckResult",
     "LeaseInfo",
     "LogEntry",
@@ -434,3 +435,12 @@ class AckResult:
     def ok(self) -> bool:
         """True when the ack succeeded."""
         return self.error is None
+
+
+@dataclass(frozen=True)
+class AckAndClaimResult:
+    """Outcome of :meth:`Worker.ack_and_claim`: one :class:`AckResult` per ack, in input order,
+    and the newly claimed tasks (empty when nothing was claimable)."""
+
+    acks: list[AckResult]
+    tasks: list[Task]

@@ -24,6 +24,7 @@ from ._handle import NativeHandle
 from .config import WorkerConfig
 from .models import (
     _INT32_MAX,
+    AckAndClaimResult,
     AckResult,
     LeaseInfo,
     SchedulingStrategy,
@@ -263,18 +264,8 @@ class Worker(NativeHandle):
         tid, token = self._target(task, lease_token)
         _lib.call(_lib.FUNCTIONS["pq_release"], self._h(), tid, token)
 
-    def ack_many(self, acks: Sequence[Mapping[str, Any]]) -> builtins.list[AckResult]:
-        """Settle many leases in one transaction; one bad ack does not stop the others.
-
-        Each ack is a dict with ``"task"`` (a Task, or an id plus ``"lease_token"``) and ``"op"``:
-        ``"complete"`` (optional ``"result"``), ``"fail"`` (``"error"``, optional ``"retryable"``,
-        default True), ``"release"`` or ``"cancel"`` (acknowledges a cancel request).
-
-        :returns: one :class:`AckResult` per ack, in input order.
-        :raises InvalidArgumentError: for a malformed ack (then nothing is settled).
-        :raises QueueClosedError: after :meth:`close`.
-        """
-        h = self._h()
+    def _ack_body(self, acks: Sequence[Mapping[str, Any]]) -> builtins.list[dict[str, Any]]:
+        """Check the acks of :meth:`ack_many` and :meth:`ack_and_claim`; return their wire form."""
         raw: object = acks
         if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
             raise InvalidArgumentError("acks must be a list of dicts")
@@ -302,15 +293,55 @@ class Worker(NativeHandle):
                     raise InvalidArgumentError(f"acks[{i}]: retryable must be a bool")
                 item["retryable"] = retryable
             body.append(item)
+        return body
+
+    @staticmethod
+    def _ack_results(results: Sequence[Mapping[str, Any]]) -> builtins.list[AckResult]:
+        out: builtins.list[AckResult] = []
+        for r in results:
+            status = int(r.get("status", 0))
+            err = error_from_code(status, r.get("error") or "") if status else None
+            out.append(AckResult(int(r["id"]), err))
+        return out
+
+    def ack_many(self, acks: Sequence[Mapping[str, Any]]) -> builtins.list[AckResult]:
+        """Settle many leases in one transaction; one bad ack does not stop the others.
+
+        Each ack is a dict with ``"task"`` (a Task, or an id plus ``"lease_token"``) and ``"op"``:
+        ``"complete"`` (optional ``"result"``), ``"fail"`` (``"error"``, optional ``"retryable"``,
+        default True), ``"release"`` or ``"cancel"`` (acknowledges a cancel request).
+
+        :returns: one :class:`AckResult` per ack, in input order.
+        :raises InvalidArgumentError: for a malformed ack (then nothing is settled).
+        :raises QueueClosedError: after :meth:`close`.
+        """
+        h = self._h()
+        body = self._ack_body(acks)
         if not body:
             return []
         out = _lib.call_json(_lib.FUNCTIONS["pq_ack_many"], h, _dumps(body, "acks"))
-        results: builtins.list[AckResult] = []
-        for r in out["results"]:
-            status = int(r.get("status", 0))
-            err = error_from_code(status, r.get("error") or "") if status else None
-            results.append(AckResult(int(r["id"]), err))
-        return results
+        return self._ack_results(out["results"])
+
+    def ack_and_claim(self, acks: Sequence[Mapping[str, Any]], max_tasks: int) -> AckAndClaimResult:
+        """Settle acks as :meth:`ack_many` does and lease up to ``max_tasks`` more, in one transaction.
+
+        A loop that drains the queue in batches commits once per batch instead of twice. The claim
+        does not wait: empty ``tasks`` means nothing was claimable at that moment (use
+        :meth:`claim_many` with a timeout to wait for work). ``acks`` may be empty.
+
+        :param acks: as for :meth:`ack_many`.
+        :param max_tasks: 1..1000 tasks to claim.
+        :returns: ``acks``: one :class:`AckResult` per ack, in input order (a stale token gives
+            an ack whose ``error`` is a :class:`LeaseLostError`); ``tasks``: the claimed tasks.
+        :raises InvalidArgumentError: for a malformed ack or max_tasks outside 1..1000 (then
+            nothing is settled or claimed).
+        :raises QueueClosedError: when the worker or its queue is closed.
+        """
+        h = self._h()
+        n = _check_int("max_tasks", max_tasks, minimum=1, maximum=_INT32_MAX)
+        body = self._ack_body(acks)
+        out = _lib.call_json(_lib.FUNCTIONS["pq_ack_and_claim"], h, _dumps(body, "acks"), n)
+        return AckAndClaimResult(self._ack_results(out["results"]), [Task.from_json(t) for t in out["tasks"]])
 
     def run(self, registry: HandlerRegistry | None = None, **options: Any) -> RunSummary:
         """Run registered handlers with this worker until stopped.
