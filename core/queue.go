@@ -291,19 +291,16 @@ func (q *Queue) EnqueueMany(ctx context.Context, ps []EnqueueParams) ([]EnqueueR
 		}
 		ips[i] = ip
 	}
-	out := make([]EnqueueResult, len(ips))
-	err := q.write(ctx, true, func(tx writeTx) error {
-		tasks, created, err := q.st.insertTasks(tx, ips)
-		if err != nil {
-			return err
-		}
-		for i := range tasks {
-			out[i] = EnqueueResult{Task: tasks[i], Created: created[i]}
-		}
-		return nil
-	})
+	if q.isClosed() {
+		return nil, ErrClosed
+	}
+	tasks, created, err := q.w.insert(ctx, ips)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	out := make([]EnqueueResult, len(ips))
+	for i := range tasks {
+		out[i] = EnqueueResult{Task: tasks[i], Created: created[i]}
 	}
 	return out, nil
 }

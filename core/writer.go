@@ -37,6 +37,12 @@ type writer struct {
 
 type writeOp struct {
 	fn func(tx writeTx) error
+	// ins, when set, marks an enqueue: the fast path inserts the tasks of
+	// all enqueues of a batch with one call (multi-row INSERTs) instead of
+	// running their fns one by one; fn does the same for this op alone.
+	ins *insertOp
+	// ran: the batch already ran this op (merged inserts).
+	ran bool
 	// wake asks waiting claimers to look again after the commit (new or requeued tasks).
 	wake bool
 	err  error
@@ -59,11 +65,33 @@ var opPool = sync.Pool{New: func() any { return &writeOp{done: make(chan struct{
 // failed). wake marks operations that make tasks claimable. A context that
 // ends before the operation starts cancels it; once started it runs to the end.
 func (w *writer) do(ctx context.Context, wake bool, fn func(tx writeTx) error) error {
+	return w.doOp(ctx, wake, fn, nil)
+}
+
+// insertOp is an enqueue's tasks and, once run, what the insert returned.
+type insertOp struct {
+	ps      []insertParams
+	tasks   []Task
+	created []bool
+}
+
+// insert runs an enqueue of ps through the writer; concurrent enqueues of
+// one batch share multi-row INSERT statements.
+func (w *writer) insert(ctx context.Context, ps []insertParams) ([]Task, []bool, error) {
+	ins := &insertOp{ps: ps}
+	err := w.doOp(ctx, true, func(tx writeTx) (err error) {
+		ins.tasks, ins.created, err = w.st.insertTasks(tx, ins.ps)
+		return err
+	}, ins)
+	return ins.tasks, ins.created, err
+}
+
+func (w *writer) doOp(ctx context.Context, wake bool, fn func(tx writeTx) error, ins *insertOp) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	op := opPool.Get().(*writeOp)
-	op.fn, op.wake, op.err, op.promote, op.finished = fn, wake, nil, false, false
+	op.fn, op.ins, op.ran, op.wake, op.err, op.promote, op.finished = fn, ins, false, wake, nil, false, false
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -86,7 +114,7 @@ func (w *writer) do(ctx context.Context, wake bool, fn func(tx writeTx) error) e
 		w.lead(op)
 	}
 	err := op.err
-	op.fn = nil
+	op.fn, op.ins = nil, nil
 	opPool.Put(op)
 	return err
 }
@@ -151,8 +179,18 @@ func (w *writer) attempt(ops []*writeOp, savepoints bool) bool {
 		return true
 	}
 	wake, anyOK := false, false
+	if savepoints {
+		for _, op := range ops {
+			op.ran = false
+		}
+	} else if !w.mergeInserts(tx, ops) {
+		_ = w.st.rollback(tx)
+		return false
+	}
 	for _, op := range ops {
-		if !savepoints {
+		if op.ran {
+			// Already inserted by mergeInserts.
+		} else if !savepoints {
 			op.err = op.fn(tx)
 			if op.err != nil && len(ops) > 1 {
 				_ = w.st.rollback(tx)
@@ -198,4 +236,43 @@ func (w *writer) finish(ops []*writeOp, err error) {
 		op.finished = true
 		op.done <- struct{}{}
 	}
+}
+
+// mergeInserts runs the enqueues of a fast-path batch with one insertTasks
+// call, in batch order, and marks them ran. With fewer than two enqueues it
+// does nothing. It returns false when the merged insert failed: the caller
+// then rolls back and reruns the batch with savepoints, where each enqueue
+// runs alone.
+func (w *writer) mergeInserts(tx writeTx, ops []*writeOp) bool {
+	n, rows := 0, 0
+	for _, op := range ops {
+		op.ran = false
+		if op.ins != nil {
+			n++
+			rows += len(op.ins.ps)
+		}
+	}
+	if n < 2 {
+		return true
+	}
+	all := make([]insertParams, 0, rows)
+	for _, op := range ops {
+		if op.ins != nil {
+			all = append(all, op.ins.ps...)
+		}
+	}
+	tasks, created, err := w.st.insertTasks(tx, all)
+	if err != nil {
+		return false
+	}
+	k := 0
+	for _, op := range ops {
+		if op.ins != nil {
+			m := len(op.ins.ps)
+			op.ins.tasks, op.ins.created = tasks[k:k+m:k+m], created[k:k+m:k+m]
+			op.ran, op.err = true, nil
+			k += m
+		}
+	}
+	return true
 }
