@@ -6,9 +6,11 @@ package tests_go
 // compare the counters with a full count of the tasks table after each step.
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -289,4 +291,55 @@ func TestRecountRepairsCountersAfterForeignWrites(t *testing.T) {
 	rep, err = h.q.Maintain(h.ctx, core.MaintenanceOptions{Recount: true})
 	require.NoError(t, err)
 	require.Equal(t, int64(0), *rep.Recounted, "a second recount finds nothing to correct")
+}
+
+// A version-4 file counts with triggers; the upgrade to 5 drops them and the
+// engine carries on from the same rows, counting nothing twice.
+func TestCountersCarryOverTheUpgradeFromTriggers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v4.db")
+	open := func(version int) *harness {
+		var q *core.Queue
+		var err error
+		if version == 0 {
+			q, err = core.Open(context.Background(), core.Options{Path: path, DisableSweeper: true})
+		} else {
+			q, err = core.OpenAtVersion(context.Background(), core.Options{Path: path, DisableSweeper: true}, version)
+		}
+		require.NoError(t, err)
+		return &harness{t: t, ctx: context.Background(), q: q, path: path}
+	}
+	workload := func(h *harness) {
+		for i := 0; i < 6; i++ {
+			h.enqueue(core.EnqueueParams{Type: "up", Priority: prio(int64(i % 2))})
+		}
+		w := h.worker(core.WorkerConfig{Strategy: core.FIFO})
+		ts := h.claim(w, 3)
+		require.NoError(t, w.Complete(h.ctx, ts[0].ID, ts[0].LeaseToken, nil))
+		_, err := w.Fail(h.ctx, ts[1].ID, ts[1].LeaseToken, "no", false)
+		require.NoError(t, err)
+		require.NoError(t, w.Close(h.ctx))
+	}
+	triggers := func() int {
+		db, err := sql.Open("sqlite", path)
+		require.NoError(t, err)
+		defer db.Close()
+		var n int
+		require.NoError(t, db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'trigger'`).Scan(&n))
+		return n
+	}
+
+	h := open(4)
+	require.Equal(t, 4, triggers())
+	workload(h)
+	requireDepthMatchesTable(t, h, "version 4")
+	requireTotals(t, h, 1, 1, 0, 0)
+	require.NoError(t, h.q.Close())
+
+	h = open(0)
+	defer h.q.Close()
+	require.Equal(t, 0, triggers())
+	requireDepthMatchesTable(t, h, "after the upgrade")
+	workload(h)
+	requireDepthMatchesTable(t, h, "version 5")
+	requireTotals(t, h, 2, 2, 0, 0)
 }
