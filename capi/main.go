@@ -35,6 +35,35 @@ func cstr(p *C.char, name string, required bool) (string, error) {
 
 var errInvalid = core.ErrInvalidArgument
 
+// withString is the body of an export that takes one string argument: it
+// converts p (see cstr) inside call's panic guard and hands it to fn.
+func withString[T any](p *C.char, name string, required bool, fn func(string) (T, error)) func() (T, error) {
+	return func() (T, error) {
+		s, err := cstr(p, name, required)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return fn(s)
+	}
+}
+
+// callHandle is call for exports that create a handle: body's handle is
+// stored in *outH (0 on error); a NULL outH is an InvalidArgument naming outName.
+func callHandle(outErr **C.char, outH *C.uint64_t, outName string, body func() (uint64, error)) C.int32_t {
+	if outH == nil {
+		return call(outErr, nil, func() (string, error) { return noOut(fmt.Errorf("%w: %s is NULL", errInvalid, outName)) })
+	}
+	*outH = 0
+	return call(outErr, nil, func() (string, error) {
+		h, err := body()
+		if err == nil {
+			*outH = C.uint64_t(h)
+		}
+		return "", err
+	})
+}
+
 // setOut stores a library-allocated copy of s in *out (when out is not NULL).
 func setOut(out **C.char, s string) {
 	if out != nil {
@@ -87,21 +116,9 @@ func pq_default_path(out **C.char, outErr **C.char) C.int32_t {
 
 //export pq_open
 func pq_open(options *C.char, outQueue *C.uint64_t, outErr **C.char) C.int32_t {
-	if outQueue == nil {
-		return call(outErr, nil, func() (string, error) { return noOut(fmt.Errorf("%w: out_queue is NULL", errInvalid)) })
-	}
-	*outQueue = 0
-	return call(outErr, nil, func() (string, error) {
-		opts, err := cstr(options, "options_json", false)
-		if err != nil {
-			return "", err
-		}
-		h, err := bridge.Open(opts)
-		if err == nil {
-			*outQueue = C.uint64_t(h)
-		}
-		return "", err
-	})
+	return callHandle(outErr, outQueue, "out_queue", withString(options, "options_json", false, func(s string) (uint64, error) {
+		return bridge.Open(s)
+	}))
 }
 
 //export pq_close
@@ -116,24 +133,16 @@ func pq_queue_info(q C.uint64_t, out **C.char, outErr **C.char) C.int32_t {
 
 //export pq_enqueue
 func pq_enqueue(q C.uint64_t, task *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(task, "task_json", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(task, "task_json", true, func(s string) (string, error) {
 		return bridge.Enqueue(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_enqueue_many
 func pq_enqueue_many(q C.uint64_t, tasks *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(tasks, "tasks_json", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(tasks, "tasks_json", true, func(s string) (string, error) {
 		return bridge.EnqueueMany(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_get
@@ -143,13 +152,9 @@ func pq_get(q C.uint64_t, id C.int64_t, out **C.char, outErr **C.char) C.int32_t
 
 //export pq_list
 func pq_list(q C.uint64_t, filter *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(filter, "filter_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(filter, "filter_json", false, func(s string) (string, error) {
 		return bridge.List(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_cancel
@@ -174,13 +179,9 @@ func pq_sweep(q C.uint64_t, out **C.char, outErr **C.char) C.int32_t {
 
 //export pq_log
 func pq_log(q C.uint64_t, id C.int64_t, entry *C.char, outErr **C.char) C.int32_t {
-	return call(outErr, nil, func() (string, error) {
-		s, err := cstr(entry, "entry_json", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, nil, withString(entry, "entry_json", true, func(s string) (string, error) {
 		return noOut(bridge.Log(uint64(q), int64(id), s))
-	})
+	}))
 }
 
 //export pq_logs
@@ -195,21 +196,9 @@ func pq_workers(q C.uint64_t, out **C.char, outErr **C.char) C.int32_t {
 
 //export pq_worker_open
 func pq_worker_open(q C.uint64_t, config *C.char, outWorker *C.uint64_t, outErr **C.char) C.int32_t {
-	if outWorker == nil {
-		return call(outErr, nil, func() (string, error) { return noOut(fmt.Errorf("%w: out_worker is NULL", errInvalid)) })
-	}
-	*outWorker = 0
-	return call(outErr, nil, func() (string, error) {
-		s, err := cstr(config, "config_json", true)
-		if err != nil {
-			return "", err
-		}
-		h, err := bridge.WorkerOpen(uint64(q), s)
-		if err == nil {
-			*outWorker = C.uint64_t(h)
-		}
-		return "", err
-	})
+	return callHandle(outErr, outWorker, "out_worker", withString(config, "config_json", true, func(s string) (uint64, error) {
+		return bridge.WorkerOpen(uint64(q), s)
+	}))
 }
 
 //export pq_worker_close
@@ -219,13 +208,9 @@ func pq_worker_close(w C.uint64_t, outErr **C.char) C.int32_t {
 
 //export pq_worker_set_strategy
 func pq_worker_set_strategy(w C.uint64_t, strategy *C.char, outErr **C.char) C.int32_t {
-	return call(outErr, nil, func() (string, error) {
-		s, err := cstr(strategy, "strategy", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, nil, withString(strategy, "strategy", true, func(s string) (string, error) {
 		return noOut(bridge.WorkerSetStrategy(uint64(w), s))
-	})
+	}))
 }
 
 //export pq_claim
@@ -242,25 +227,17 @@ func pq_heartbeat(w C.uint64_t, out **C.char, outErr **C.char) C.int32_t {
 
 //export pq_complete
 func pq_complete(w C.uint64_t, id C.int64_t, token C.int64_t, result *C.char, outErr **C.char) C.int32_t {
-	return call(outErr, nil, func() (string, error) {
-		s, err := cstr(result, "result_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, nil, withString(result, "result_json", false, func(s string) (string, error) {
 		return noOut(bridge.Complete(uint64(w), int64(id), int64(token), s))
-	})
+	}))
 }
 
 //export pq_fail
 func pq_fail(w C.uint64_t, id C.int64_t, token C.int64_t, message *C.char, retryable C.int32_t,
 	out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(message, "error_message", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(message, "error_message", false, func(s string) (string, error) {
 		return bridge.Fail(uint64(w), int64(id), int64(token), s, retryable != 0)
-	})
+	}))
 }
 
 //export pq_renew
@@ -272,13 +249,9 @@ func pq_renew(w C.uint64_t, id C.int64_t, token C.int64_t, leaseMs C.int64_t, ou
 
 //export pq_progress
 func pq_progress(w C.uint64_t, id C.int64_t, token C.int64_t, progress *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(progress, "progress_json", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(progress, "progress_json", true, func(s string) (string, error) {
 		return bridge.Progress(uint64(w), int64(id), int64(token), s)
-	})
+	}))
 }
 
 //export pq_ack_cancel
@@ -293,141 +266,81 @@ func pq_release(w C.uint64_t, id C.int64_t, token C.int64_t, outErr **C.char) C.
 
 //export pq_ack_many
 func pq_ack_many(w C.uint64_t, acks *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(acks, "acks_json", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(acks, "acks_json", true, func(s string) (string, error) {
 		return bridge.AckMany(uint64(w), s)
-	})
+	}))
 }
 
 //export pq_ack_and_claim
 func pq_ack_and_claim(w C.uint64_t, acks *C.char, max C.int32_t, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(acks, "acks_json", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(acks, "acks_json", true, func(s string) (string, error) {
 		return bridge.AckAndClaim(uint64(w), s, int32(max))
-	})
+	}))
 }
 
 // ---- operations: metrics, maintenance, doctor, purge/requeue, backup/restore ----
 
 //export pq_metrics
 func pq_metrics(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(options, "options_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(options, "options_json", false, func(s string) (string, error) {
 		return bridge.Metrics(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_metrics_text
 func pq_metrics_text(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(options, "options_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(options, "options_json", false, func(s string) (string, error) {
 		return bridge.MetricsText(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_maintain
 func pq_maintain(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(options, "options_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(options, "options_json", false, func(s string) (string, error) {
 		return bridge.Maintain(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_maintenance_schedule
 func pq_maintenance_schedule(q C.uint64_t, options *C.char, outErr **C.char) C.int32_t {
-	return call(outErr, nil, func() (string, error) {
-		s, err := cstr(options, "options_json", true)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, nil, withString(options, "options_json", true, func(s string) (string, error) {
 		return noOut(bridge.ScheduleMaintenance(uint64(q), s))
-	})
+	}))
 }
 
 //export pq_doctor
 func pq_doctor(q C.uint64_t, options *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(options, "options_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(options, "options_json", false, func(s string) (string, error) {
 		return bridge.Doctor(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_purge
 func pq_purge(q C.uint64_t, filter *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(filter, "filter_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(filter, "filter_json", false, func(s string) (string, error) {
 		return bridge.Purge(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_requeue
 func pq_requeue(q C.uint64_t, filter *C.char, out **C.char, outErr **C.char) C.int32_t {
-	return call(outErr, []**C.char{out}, func() (string, error) {
-		s, err := cstr(filter, "filter_json", false)
-		if err != nil {
-			return "", err
-		}
+	return call(outErr, []**C.char{out}, withString(filter, "filter_json", false, func(s string) (string, error) {
 		return bridge.Requeue(uint64(q), s)
-	})
+	}))
 }
 
 //export pq_backup
 func pq_backup(q C.uint64_t, options *C.char, outOp *C.uint64_t, outErr **C.char) C.int32_t {
-	if outOp == nil {
-		return call(outErr, nil, func() (string, error) { return noOut(fmt.Errorf("%w: out_op is NULL", errInvalid)) })
-	}
-	*outOp = 0
-	return call(outErr, nil, func() (string, error) {
-		s, err := cstr(options, "options_json", true)
-		if err != nil {
-			return "", err
-		}
-		h, err := bridge.BackupStart(uint64(q), s)
-		if err == nil {
-			*outOp = C.uint64_t(h)
-		}
-		return "", err
-	})
+	return callHandle(outErr, outOp, "out_op", withString(options, "options_json", true, func(s string) (uint64, error) {
+		return bridge.BackupStart(uint64(q), s)
+	}))
 }
 
 //export pq_restore
 func pq_restore(options *C.char, outOp *C.uint64_t, outErr **C.char) C.int32_t {
-	if outOp == nil {
-		return call(outErr, nil, func() (string, error) { return noOut(fmt.Errorf("%w: out_op is NULL", errInvalid)) })
-	}
-	*outOp = 0
-	return call(outErr, nil, func() (string, error) {
-		s, err := cstr(options, "options_json", true)
-		if err != nil {
-			return "", err
-		}
-		h, err := bridge.RestoreStart(s)
-		if err == nil {
-			*outOp = C.uint64_t(h)
-		}
-		return "", err
-	})
+	return callHandle(outErr, outOp, "out_op", withString(options, "options_json", true, func(s string) (uint64, error) {
+		return bridge.RestoreStart(s)
+	}))
 }
 
 //export pq_op_wait
