@@ -197,19 +197,18 @@ def call_json(fn: Any, *args: Any) -> Any:
     :returns: the decoded value, or ``None`` when the library returned NULL.
     :raises QueueError: the subclass matching the returned status.
     """
-    out = c_void_p()
-    err = c_void_p()
-    status = fn(*args, ctypes.byref(out), ctypes.byref(err))
-    if status:
-        _raise_status(status, err, out)
-    if err.value:
-        _free(err.value)
-    raw = _take_bytes(out)
+    raw = _call_out(fn, args)
     return None if raw is None else json.loads(raw)
 
 
 def call_string(fn: Any, *args: Any) -> str:
     """Like :func:`call_json` for functions whose out parameter is a plain string."""
+    raw = _call_out(fn, args)
+    return "" if raw is None else raw.decode("utf-8")
+
+
+def _call_out(fn: Any, args: tuple[Any, ...]) -> bytes | None:
+    """Call fn(*args, &out, &err): raise the status's exception, else return (and free) out."""
     out = c_void_p()
     err = c_void_p()
     status = fn(*args, ctypes.byref(out), ctypes.byref(err))
@@ -217,8 +216,7 @@ def call_string(fn: Any, *args: Any) -> str:
         _raise_status(status, err, out)
     if err.value:
         _free(err.value)
-    raw = _take_bytes(out)
-    return "" if raw is None else raw.decode("utf-8")
+    return _take_bytes(out)
 
 
 def call_handle(fn: Any, *args: Any) -> int:

@@ -440,6 +440,12 @@ class BulkResult:
     affected: int
     sample_ids: list[int]
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> BulkResult:
+        """Build from the JSON of ``pq_purge`` or ``pq_requeue``."""
+        ids = [int(i) for i in d["sample_ids"]]
+        return cls(bool(d["dry_run"]), int(d["matched"]), int(d["affected"]), ids)
+
 
 @dataclass(frozen=True)
 class BackupProgress:
@@ -862,7 +868,7 @@ class QueueOps:
             status, task_type, created_before, finished_before, older_than, error_contains, limit, dry_run
         )
         out = _lib.call_json(_lib.FUNCTIONS["pq_purge"], self._h(), _dumps(flt, "filter"))
-        return BulkResult(out["dry_run"], out["matched"], out["affected"], list(out["sample_ids"]))
+        return BulkResult.from_json(out)
 
     def requeue(
         self,
@@ -887,7 +893,7 @@ class QueueOps:
             status, task_type, created_before, finished_before, older_than, error_contains, limit, dry_run
         )
         out = _lib.call_json(_lib.FUNCTIONS["pq_requeue"], self._h(), _dumps(flt, "filter"))
-        return BulkResult(out["dry_run"], out["matched"], out["affected"], list(out["sample_ids"]))
+        return BulkResult.from_json(out)
 
     def backup(
         self,
