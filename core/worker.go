@@ -205,14 +205,19 @@ func (w *Worker) Claim(ctx context.Context, max int, wait time.Duration) ([]Task
 	}
 }
 
+// claimParams describes a claim of up to max tasks by this worker at now.
+func (w *Worker) claimParams(now time.Time, max int) claimParams {
+	return claimParams{
+		Strategy: w.Strategy(), Now: now, LeaseUntil: now.Add(w.lease), WorkerID: w.id,
+		TypesJSON: w.typesJSON, CapsJSON: w.capsJSON, Limit: max,
+	}
+}
+
 func (w *Worker) claimOnce(ctx context.Context, max int) ([]Task, error) {
 	var tasks []Task
 	err := w.q.write(ctx, false, func(tx writeTx) (err error) {
 		now := w.q.now()
-		tasks, err = w.q.st.claim(tx, claimParams{
-			Strategy: w.Strategy(), Now: now, LeaseUntil: now.Add(w.lease), WorkerID: w.id,
-			TypesJSON: w.typesJSON, CapsJSON: w.capsJSON, Limit: max,
-		})
+		tasks, err = w.q.st.claim(tx, w.claimParams(now, max))
 		return err
 	})
 	if err != nil {
@@ -449,10 +454,7 @@ func (w *Worker) ackAndClaim(ctx context.Context, acks []Ack, max int) ([]error,
 			return nil
 		}
 		var err error
-		tasks, err = w.q.st.claim(tx, claimParams{
-			Strategy: w.Strategy(), Now: now, LeaseUntil: now.Add(w.lease), WorkerID: w.id,
-			TypesJSON: w.typesJSON, CapsJSON: w.capsJSON, Limit: max,
-		})
+		tasks, err = w.q.st.claim(tx, w.claimParams(now, max))
 		return err
 	})
 	if err != nil {
