@@ -41,7 +41,10 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 }
 
 // OpenAtVersion is Open with migrations applied only up to schemaVersion. It
-// exists to test upgrades from an older schema; applications use Open.
+// exists to create older files for upgrade tests; applications use Open. The
+// engine's task operations need the latest schema (on an older one they fail
+// with SQLite's "no such column" or "no such table"), so write such a file's
+// tasks with plain SQL.
 func OpenAtVersion(ctx context.Context, opts Options, schemaVersion int) (*Queue, error) {
 	if schemaVersion < 1 {
 		return nil, invalidf("schema version must be >= 1")

@@ -404,18 +404,32 @@ func (s *sqliteStore) txGetTask(tx writeTx, id int64) (Task, error) {
 
 // --- tasks: writes ---------------------------------------------------------------
 
-// insertCols are the columns an enqueue writes; insertRow returns its values.
-const insertCols = `(type, priority, payload, requirements, status, max_attempts, run_after,
-	created_at, updated_at, idempotency_key, retry_base_ms, retry_cap_ms)`
+// insertCols are the columns an enqueue writes; insertRow returns the values
+// after id.
+const insertCols = `(id, type, priority, payload, requirements, status, max_attempts, run_after,
+	created_at, updated_at, idempotency_key, retry_base_ms, retry_cap_ms, wr_fresh)`
 
-const insertTuple = `(?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`
+// The first row of an INSERT takes the next id above both the largest id and
+// the largest id ever deleted (task_id_floor), so ids are never reused; the
+// rows after it (id NULL) get the consecutive ids that follow.
+const (
+	insertTupleFirst = `((SELECT max(coalesce((SELECT max(id) FROM tasks), 0), floor) + 1 FROM task_id_floor),
+	?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertTupleNext = `(NULL, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`
+)
 
 // New tasks enter the weighted race only when a weighted claim promotes them
 // (claimWeighted), so queues without weighted workers never pay for its index.
+// A task due at once is marked wr_fresh: it stays out of tasks_queued_delayed
+// and a weighted claim finds it by id (promoteAt).
 func insertRow(p insertParams) []any {
-	now := toMillis(p.Now)
-	return []any{p.Type, p.Priority, p.Payload, nullString(p.Requirements), p.MaxAttempts, toMillis(p.RunAfter),
-		now, now, nullString(p.IdempotencyKey), nullDurationMs(p.RetryBase), nullDurationMs(p.RetryCap)}
+	now, runAfter := toMillis(p.Now), toMillis(p.RunAfter)
+	fresh := 0
+	if runAfter <= now {
+		fresh = 1
+	}
+	return []any{p.Type, p.Priority, p.Payload, nullString(p.Requirements), p.MaxAttempts, runAfter,
+		now, now, nullString(p.IdempotencyKey), nullDurationMs(p.RetryBase), nullDurationMs(p.RetryCap), fresh}
 }
 
 func insertedTask(id int64, p insertParams) Task {
@@ -450,7 +464,7 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 			if !errors.Is(err, sql.ErrNoRows) {
 				return nil, nil, mapSQLiteErr(err)
 			}
-			r, err := s.exec(tx, `INSERT INTO tasks `+insertCols+` VALUES `+insertTuple, insertRow(ps[i])...)
+			r, err := s.exec(tx, multiInsertSQL(1), insertRow(ps[i])...)
 			if err != nil {
 				return nil, nil, fmt.Errorf("insert task: %w", err)
 			}
@@ -461,8 +475,9 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 			continue
 		}
 		// A run of tasks without keys: multi-row INSERTs. The writer holds the
-		// write lock and ids come from AUTOINCREMENT, so one statement's rows
-		// get consecutive ids ending at the last insert rowid.
+		// write lock and each row after the first takes the largest id plus
+		// one, so one statement's rows get consecutive ids ending at the last
+		// insert rowid.
 		j := i
 		for j < len(ps) && ps[j].IdempotencyKey == "" {
 			j++
@@ -475,7 +490,7 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 					break
 				}
 			}
-			args := make([]any, 0, n*12)
+			args := make([]any, 0, n*13)
 			for k := i; k < i+n; k++ {
 				args = append(args, insertRow(ps[k])...)
 			}
@@ -506,10 +521,11 @@ func multiInsertSQL(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO tasks ` + insertCols + ` VALUES `)
 	for k := 0; k < n; k++ {
-		if k > 0 {
-			b.WriteByte(',')
+		if k == 0 {
+			b.WriteString(insertTupleFirst)
+		} else {
+			b.WriteString("," + insertTupleNext)
 		}
-		b.WriteString(insertTuple)
 	}
 	q := b.String()
 	multiInsertText.Store(n, q)
@@ -584,7 +600,7 @@ func claimSQL(kind string, hasTypes, hasCaps bool) string {
 // leaseSet is the SET clause of a claim: ?2 owner, ?3 lease until, ?4 now.
 const leaseSet = `status = 'leased', attempts = attempts + 1, lease_token = lease_token + 1,
 	lease_owner = ?2, lease_expires_at = ?3, claimed_at = ?4, started_at = COALESCE(started_at, ?4),
-	updated_at = ?4, wr_key = NULL, cancel_requested = 0`
+	updated_at = ?4, wr_key = NULL, wr_fresh = 0, cancel_requested = 0`
 
 // lease leases the given queued tasks and returns them in that order. One
 // task: one small UPDATE and a read by id, which avoids the temporary table
@@ -739,16 +755,50 @@ func (s *sqliteStore) promote(tx writeTx, now time.Time, limit int) (int64, erro
 }
 
 func (s *sqliteStore) promoteAt(tx writeTx, base float64, now int64, limit int) (int64, error) {
-	r, err := s.exec(tx, `UPDATE tasks SET wr_key = ?1 + (-ln(1.0 - ((random() >> 11) & 9007199254740991) / 9007199254740992.0)) * (priority + 1)
+	// Tasks enqueued due (wr_fresh) are found by id past the mark: the ids up
+	// to the limit-th queued task after it, through the FIFO index.
+	var mark int64
+	var top sql.NullInt64
+	if err := s.queryRow(tx, `SELECT mark FROM wr_clock WHERE id = 1`).Scan(&mark); err != nil {
+		return 0, mapSQLiteErr(fmt.Errorf("promote: %w", err))
+	}
+	err := s.queryRow(tx, `SELECT max(id) FROM (SELECT id FROM tasks INDEXED BY tasks_queued_fifo
+		WHERE status = 'queued' AND id > ?1 ORDER BY id LIMIT ?2)`, mark, limit).Scan(&top)
+	if err != nil {
+		return 0, mapSQLiteErr(fmt.Errorf("promote: %w", err))
+	}
+	var fresh int64
+	if top.Valid {
+		r, err := s.exec(tx, `UPDATE tasks INDEXED BY tasks_queued_fifo SET wr_key = `+wrKeySQL+`, wr_fresh = 0
+			WHERE status = 'queued' AND id > ?2 AND id <= ?3 AND wr_fresh = 1`, base, mark, top.Int64)
+		if err != nil {
+			return 0, fmt.Errorf("promote new tasks: %w", err)
+		}
+		if fresh, err = r.RowsAffected(); err != nil {
+			return 0, mapSQLiteErr(err)
+		}
+		if _, err := s.exec(tx, `UPDATE wr_clock SET mark = ? WHERE id = 1`, top.Int64); err != nil {
+			return 0, fmt.Errorf("promote: %w", err)
+		}
+	}
+	if fresh >= int64(limit) {
+		return fresh, nil
+	}
+	// Then requeued, retried and delayed tasks that are due, oldest due first.
+	r, err := s.exec(tx, `UPDATE tasks SET wr_key = `+wrKeySQL+`
 		WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_queued_delayed
-			WHERE status = 'queued' AND wr_key IS NULL AND run_after <= ?2 ORDER BY run_after LIMIT ?3)`,
-		base, now, limit)
+			WHERE status = 'queued' AND wr_key IS NULL AND wr_fresh = 0 AND run_after <= ?2 ORDER BY run_after LIMIT ?3)`,
+		base, now, int64(limit)-fresh)
 	if err != nil {
 		return 0, fmt.Errorf("promote due tasks: %w", err)
 	}
 	n, err := r.RowsAffected()
-	return n, mapSQLiteErr(err)
+	return fresh + n, mapSQLiteErr(err)
 }
+
+// wrKeySQL draws a race key in SQL for the task's priority, offset by ?1
+// (wrKey in SQL: 53 random bits give u in [0, 1)).
+const wrKeySQL = `?1 + (-ln(1.0 - ((random() >> 11) & 9007199254740991) / 9007199254740992.0)) * (priority + 1)`
 
 // hasWeightedWorkers reports whether a live worker claims by WEIGHTED_RANDOM.
 func (s *sqliteStore) hasWeightedWorkers(ctx context.Context) (bool, error) {
@@ -892,7 +942,7 @@ func (s *sqliteStore) fail(tx writeTx, p failParams) (Task, error) {
 		runAfter = toMillis(p.Now.Add(pol.Backoff(attempts, nil)))
 	}
 	_, err = s.exec(tx, `UPDATE tasks SET status = ?1, run_after = ?2, finished_at = ?3, last_error = ?4,
-		updated_at = ?5, lease_expires_at = NULL, wr_key = NULL WHERE id = ?6`,
+		updated_at = ?5, lease_expires_at = NULL, wr_key = NULL, wr_fresh = 0 WHERE id = ?6`,
 		string(status), runAfter, finished, p.Message, now, p.ID)
 	if err != nil {
 		return Task{}, fmt.Errorf("fail: %w", err)
@@ -949,7 +999,7 @@ func (s *sqliteStore) release(tx writeTx, id, token int64, now time.Time) error 
 		status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END,
 		finished_at = CASE WHEN cancel_requested = 1 THEN ?1 END,
 		attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
-		run_after = ?1, updated_at = ?1, lease_expires_at = NULL, wr_key = NULL
+		run_after = ?1, updated_at = ?1, lease_expires_at = NULL, wr_key = NULL, wr_fresh = 0
 		WHERE id = ?2 AND status = 'leased' AND lease_token = ?3 RETURNING type, priority, status`,
 		toMillis(now), id, token).Scan(&typ, &prio, &status)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -970,7 +1020,7 @@ func (s *sqliteStore) cancel(tx writeTx, id int64, now time.Time) (Task, error) 
 	ms := toMillis(now)
 	switch t.Status {
 	case StatusQueued:
-		_, err = s.exec(tx, `UPDATE tasks SET status = 'cancelled', finished_at = ?1, updated_at = ?1, wr_key = NULL
+		_, err = s.exec(tx, `UPDATE tasks SET status = 'cancelled', finished_at = ?1, updated_at = ?1, wr_key = NULL, wr_fresh = 0
 			WHERE id = ?2`, ms, id)
 		if err == nil {
 			tx.(*sqliteTx).transition(t.Type, t.Priority, StatusQueued, StatusCancelled, false)
@@ -995,7 +1045,7 @@ func (s *sqliteStore) retry(tx writeTx, id int64, now time.Time) (Task, error) {
 		return t, fmt.Errorf("%w: only failed or cancelled tasks can be retried; task %d is %s", ErrInvalidState, id, t.Status)
 	}
 	_, err = s.exec(tx, `UPDATE tasks SET status = 'queued', attempts = 0, run_after = ?1, updated_at = ?1,
-		finished_at = NULL, cancel_requested = 0, result = NULL, lease_expires_at = NULL, wr_key = NULL
+		finished_at = NULL, cancel_requested = 0, result = NULL, lease_expires_at = NULL, wr_key = NULL, wr_fresh = 0
 		WHERE id = ?2`, toMillis(now), id)
 	if err != nil {
 		return t, fmt.Errorf("retry: %w", err)
@@ -1049,7 +1099,7 @@ func (s *sqliteStore) sweep(tx writeTx, now time.Time, policy RetryPolicy, limit
 			res.Requeued++
 		}
 		r, err := s.exec(tx, `UPDATE tasks SET status = ?1, run_after = ?2, finished_at = ?3, last_error = ?4,
-			updated_at = ?5, lease_expires_at = NULL, wr_key = NULL
+			updated_at = ?5, lease_expires_at = NULL, wr_key = NULL, wr_fresh = 0
 			WHERE id = ?6 AND status = 'leased' AND lease_token = ?7`,
 			string(status), runAfter, finished, msg, ms, e.id, e.token)
 		if err != nil {
@@ -1299,7 +1349,7 @@ func (s *sqliteStore) workers(ctx context.Context) ([]WorkerInfo, error) {
 func (s *sqliteStore) nextDue(ctx context.Context, now time.Time) (time.Time, error) {
 	var ms sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT min(run_after) FROM tasks INDEXED BY tasks_queued_delayed
-		WHERE status = 'queued' AND wr_key IS NULL AND run_after > ?`, toMillis(now)).Scan(&ms)
+		WHERE status = 'queued' AND wr_key IS NULL AND wr_fresh = 0 AND run_after > ?`, toMillis(now)).Scan(&ms)
 	if err != nil {
 		return time.Time{}, mapSQLiteErr(err)
 	}

@@ -426,8 +426,13 @@ func (s *sqliteStore) deleteFinishedBatch(tx writeTx, cutoff time.Time, statuses
 	return tasks, logs, next, err
 }
 
-// deleteTasksByID deletes tasks and their logs.
+// deleteTasksByID deletes tasks and their logs. It first raises
+// task_id_floor to the largest id, so no later task reuses a deleted id.
 func (s *sqliteStore) deleteTasksByID(tx writeTx, idList []int64) (logs, tasks int64, err error) {
+	if _, err := s.exec(tx, `UPDATE task_id_floor SET floor = (SELECT max(id) FROM tasks)
+		WHERE id = 1 AND floor < (SELECT max(id) FROM tasks)`); err != nil {
+		return 0, 0, fmt.Errorf("delete tasks: keep the id floor: %w", err)
+	}
 	b, _ := json.Marshal(idList)
 	r, err := s.exec(tx, `DELETE FROM task_logs WHERE task_id IN (SELECT value FROM json_each(?))`, string(b))
 	if err != nil {
@@ -583,7 +588,7 @@ func (s *sqliteStore) requeueByID(tx writeTx, idList []int64, now time.Time) (in
 		return 0, mapSQLiteErr(fmt.Errorf("requeue: %w", err))
 	}
 	r, err := s.exec(tx, `UPDATE tasks SET status = 'queued', attempts = 0, run_after = ?1, updated_at = ?1,
-		finished_at = NULL, cancel_requested = 0, result = NULL, lease_expires_at = NULL, wr_key = NULL
+		finished_at = NULL, cancel_requested = 0, result = NULL, lease_expires_at = NULL, wr_key = NULL, wr_fresh = 0
 		WHERE id IN (SELECT value FROM json_each(?2)) AND status IN ('failed', 'cancelled')`, toMillis(now), string(b))
 	if err != nil {
 		return 0, fmt.Errorf("requeue: %w", err)

@@ -59,7 +59,10 @@ func ParseStrategy(s string) (Strategy, error) {
 // rate, so the race is unchanged. Tasks enter the race (get a key) in the
 // transaction of a weighted claim once they are due (promotion): new tasks,
 // requeued ones and delayed ones alike, so a queue that no weighted worker
-// serves never maintains the race's index.
+// serves never maintains the race's index. Requeued and delayed tasks wait in
+// tasks_queued_delayed; tasks due when enqueued (wr_fresh) are found by id
+// past wr_clock.mark through the FIFO index, so an enqueue writes one index
+// page fewer.
 
 // wrWeight is the weight of a priority level.
 func wrWeight(priority int64) float64 {
