@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,7 +136,7 @@ func benchProcesses(b *testing.B, ackAndClaim string) {
 	for _, procs := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
 			ctx := context.Background()
-			total, span, busyRetries := 0, time.Duration(0), int64(0)
+			total, span, busyRetries, cpu := 0, time.Duration(0), int64(0), time.Duration(0)
 			// The children time the drain themselves; the benchmark timer runs
 			// only while they drain, so that go test's b.N ramp-up ends (with
 			// the timer stopped throughout, b.N would grow for ever).
@@ -159,6 +160,7 @@ func benchProcesses(b *testing.B, ackAndClaim string) {
 				if err := os.WriteFile(path+".go", nil, 0o644); err != nil {
 					b.Fatal(err)
 				}
+				childCPU := childrenCPU()
 				b.StartTimer()
 				drained := 0
 				var first, last int64
@@ -180,11 +182,14 @@ func benchProcesses(b *testing.B, ackAndClaim string) {
 					last = max(last, end)
 				}
 				b.StopTimer()
+				cpu += childrenCPU() - childCPU
 				checkDrained(b, path, drained)
 				total += drained
 				span += time.Duration(last - first)
 			}
 			b.ReportMetric(float64(total)/span.Seconds(), "tasks/s")
+			// CPU of all children over their whole lives (open and close included).
+			b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-us/task")
 			// Transactions: Claim(64) and AckMany, about 2 per 64 tasks; AckAndClaim, 1.
 			txnPerBatch := 2.0
 			if ackAndClaim == "1" {
@@ -232,4 +237,11 @@ func checkDrained(b *testing.B, path string, drained int) {
 	if got := st.ByStatus[core.StatusCompleted]; got != procsTasks {
 		b.Fatalf("%d tasks completed in the database, want %d (stats %+v)", got, procsTasks, st)
 	}
+}
+
+// childrenCPU is the user+system CPU time of the waited-for children so far.
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
