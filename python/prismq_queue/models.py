@@ -6,9 +6,10 @@ All datetimes are timezone-aware UTC; the native layer speaks integer millisecon
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, TypeVar
@@ -177,6 +178,12 @@ def _check_str(name: str, value: object, *, allow_empty: bool = False) -> str:
 
 def _check_object(name: str, value: object) -> dict[str, Any]:
     """Return a JSON object (a dict with str keys) from a mapping."""
+    if type(value) is dict:  # the usual case, without the Mapping ABC check
+        for key in value:
+            if type(key) is not str:
+                break
+        else:
+            return value
     if not isinstance(value, Mapping):
         raise InvalidArgumentError(f"{name} must be a dict (JSON object), got {type(value).__name__}")
     for key in value:
@@ -185,13 +192,48 @@ def _check_object(name: str, value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else dict(value)
 
 
+# What json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")) uses, made
+# once: json.dumps builds a new encoder on every call that passes options. An encoder keeps no
+# state between calls (encode makes its own circular-reference markers), so threads share it.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_c_make_encoder: Any = vars(json.encoder).get("c_make_encoder")
+_encode_str = json.encoder.encode_basestring
+
+
+def _encode_c(value: object) -> str:
+    """``_ENCODER.encode(value)`` minus its Python layers: the C encoder it would build, built here.
+
+    The arguments are those JSONEncoder.iterencode passes (fresh markers: circular references
+    are still detected); errors are the same ones.
+    """
+    if isinstance(value, str):
+        return _encode_str(value)
+    enc = _c_make_encoder({}, _ENCODER.default, _encode_str, None, ":", ",", False, False, False)
+    return "".join(enc(value, 0))
+
+
+def _pick_encoder() -> Callable[[object], str]:
+    """_encode_c when this Python's C encoder takes those arguments and agrees, else _ENCODER.encode."""
+    sample = {"s": "ü\u2028\"", "n": [1, -2.5, 10**30, None, True], "d": {"e": {}}}
+    try:
+        if _c_make_encoder is not None and _encode_c(sample) == _ENCODER.encode(sample):
+            return _encode_c
+    except Exception:  # noqa: BLE001 - an interpreter whose _json differs: use the public path
+        pass
+    return _ENCODER.encode
+
+
+#: JSON text of a value, as json.dumps with _ENCODER's options gives it.
+_encode = _pick_encoder()
+
+
 def _dumps(value: object, what: str) -> bytes:
     """Encode a value as compact UTF-8 JSON.
 
     :raises InvalidArgumentError: when the value is not JSON-serialisable (NaN included).
     """
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        return _encode(value).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
         # UnicodeEncodeError (lone surrogates) is a ValueError too.
         raise InvalidArgumentError(f"{what} is not JSON-serialisable: {exc}") from None
@@ -271,46 +313,59 @@ class Task:
     @classmethod
     def from_json(cls, d: Mapping[str, Any], created: bool | None = None) -> Task:
         """Build a task from the library's Task JSON object."""
+        # Hot path (every enqueue, get and claim), hence written out. The fields go into a copy
+        # of a dict that already holds every field name (None), set as the frozen instance's
+        # __dict__: no per-field object.__setattr__ of the generated __init__, no dict resizing.
+        # Timestamps written by one engine call share one millisecond (created = updated =
+        # run_after on enqueue; updated = claimed = started on claim): such fields share one
+        # datetime (immutable) instead of converting the same number again.
         g = d.get
-        base = g("retry_base_ms")
-        cap = g("retry_cap_ms")
-        lease_exp = g("lease_expires_at_ms")
-        claimed = g("claimed_at_ms")
-        started = g("started_at_ms")
-        finished = g("finished_at_ms")
-        # Hot path (every enqueue, get and claim): fill the frozen instance's __dict__ directly
-        # instead of going through the generated __init__'s per-field object.__setattr__.
+        v = _task_fields()
+        v["id"] = d["id"]
+        v["type"] = d["type"]
+        v["priority"] = d["priority"]
+        v["payload"] = g("payload") or {}
+        v["requirements"] = g("requirements") or {}
+        v["status"] = _STATUS[d["status"]]
+        v["attempts"] = d["attempts"]
+        v["max_attempts"] = d["max_attempts"]
+        created_ms = d["created_at_ms"]
+        v["created_at"] = created_at = _ms_to_dt(created_ms)
+        updated_ms = d["updated_at_ms"]
+        v["updated_at"] = updated_at = created_at if updated_ms == created_ms else _ms_to_dt(updated_ms)
+        ms = d["run_after_ms"]
+        v["run_after"] = created_at if ms == created_ms else updated_at if ms == updated_ms else _ms_to_dt(ms)
+        ms = g("lease_expires_at_ms")
+        if ms is not None:
+            v["lease_expires_at"] = _ms_to_dt(ms)
+        v["lease_owner"] = g("lease_owner")
+        v["lease_token"] = g("lease_token") or 0
+        ms = g("claimed_at_ms")
+        if ms is not None:
+            v["claimed_at"] = updated_at if ms == updated_ms else _ms_to_dt(ms)
+        ms = g("started_at_ms")
+        if ms is not None:
+            v["started_at"] = updated_at if ms == updated_ms else _ms_to_dt(ms)
+        ms = g("finished_at_ms")
+        if ms is not None:
+            v["finished_at"] = updated_at if ms == updated_ms else _ms_to_dt(ms)
+        v["last_error"] = g("last_error")
+        v["idempotency_key"] = g("idempotency_key")
+        v["result"] = g("result")
+        v["progress_percent"] = g("progress_percent")
+        v["progress_current"] = g("progress_current")
+        v["progress_total"] = g("progress_total")
+        v["progress_message"] = g("progress_message")
+        v["cancel_requested"] = bool(g("cancel_requested", False))
+        ms = g("retry_base_ms")
+        if ms is not None:
+            v["retry_base_seconds"] = ms / 1000.0
+        ms = g("retry_cap_ms")
+        if ms is not None:
+            v["retry_cap_seconds"] = ms / 1000.0
+        v["created"] = created
         task = object.__new__(cls)
-        task.__dict__.update(
-            id=d["id"],
-            type=d["type"],
-            priority=d["priority"],
-            payload=g("payload") or {},
-            requirements=g("requirements") or {},
-            status=_STATUS[d["status"]],
-            attempts=d["attempts"],
-            max_attempts=d["max_attempts"],
-            run_after=_ms_to_dt(d["run_after_ms"]),
-            lease_expires_at=None if lease_exp is None else _ms_to_dt(lease_exp),
-            lease_owner=g("lease_owner"),
-            lease_token=g("lease_token") or 0,
-            created_at=_ms_to_dt(d["created_at_ms"]),
-            updated_at=_ms_to_dt(d["updated_at_ms"]),
-            claimed_at=None if claimed is None else _ms_to_dt(claimed),
-            started_at=None if started is None else _ms_to_dt(started),
-            finished_at=None if finished is None else _ms_to_dt(finished),
-            last_error=g("last_error"),
-            idempotency_key=g("idempotency_key"),
-            result=g("result"),
-            progress_percent=g("progress_percent"),
-            progress_current=g("progress_current"),
-            progress_total=g("progress_total"),
-            progress_message=g("progress_message"),
-            cancel_requested=bool(g("cancel_requested", False)),
-            retry_base_seconds=None if base is None else base / 1000.0,
-            retry_cap_seconds=None if cap is None else cap / 1000.0,
-            created=created,
-        )
+        object.__setattr__(task, "__dict__", v)
         return task
 
     def to_dict(self) -> dict[str, Any]:
@@ -324,6 +379,10 @@ class Task:
                 value = value.value
             out[name] = value
         return out
+
+
+# Task.from_json's starting point: every field name, in declaration order, set to None.
+_task_fields = dict.fromkeys(f.name for f in fields(Task)).copy
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ._errors import InvalidArgumentError
 from ._handle import NativeHandle
 from .models import (
     _INT32_MAX,
+    _INT64_MAX,
     LogEntry,
     RetryConfig,
     Stats,
@@ -36,6 +37,8 @@ from .models import (
     _check_str,
     _dt_to_ms,
     _dumps,
+    _encode,
+    _encode_str,
     _seconds_to_ms,
 )
 from .ops import QueueOps
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from .worker import Worker
 
 __all__ = ["EnqueueRequest", "Queue"]
+
+_INT64_MIN = -_INT64_MAX - 1
 
 
 @dataclass
@@ -93,17 +98,25 @@ def _enqueue_object(
     idempotency_key: object,
     retry: object,
 ) -> dict[str, Any]:
-    obj: dict[str, Any] = {"type": _check_str("task_type", task_type)}
+    # Arguments are checked in order. Plain values pass the type(...) is tests; anything else
+    # gets the full check, which raises or returns the value (e.g. an int subclass) unchanged.
+    if type(task_type) is not str or not task_type:
+        task_type = _check_str("task_type", task_type)
+    obj: dict[str, Any] = {"type": task_type}
     if payload is not None:
         obj["payload"] = _check_object("payload", payload)
-    obj["priority"] = _check_int("priority", priority)
+    if type(priority) is not int or not _INT64_MIN <= priority <= _INT64_MAX:
+        priority = _check_int("priority", priority)
+    obj["priority"] = priority
     if delay is not None:
         if run_at is not None:
             raise InvalidArgumentError("pass either delay or run_at, not both")
         obj["delay_ms"] = _seconds_to_ms(_check_seconds("delay", delay))
     elif run_at is not None:
         obj["run_at_ms"] = _dt_to_ms("run_at", run_at)
-    obj["max_attempts"] = _check_int("max_attempts", max_attempts, minimum=1, maximum=_INT32_MAX)
+    if type(max_attempts) is not int or not 1 <= max_attempts <= _INT32_MAX:
+        max_attempts = _check_int("max_attempts", max_attempts, minimum=1, maximum=_INT32_MAX)
+    obj["max_attempts"] = max_attempts
     if requirements is not None:
         obj["requirements"] = _check_object("requirements", requirements)
     if idempotency_key is not None:
@@ -114,6 +127,54 @@ def _enqueue_object(
         obj["retry_base_ms"] = _seconds_to_ms(retry.base_seconds)
         obj["retry_cap_ms"] = _seconds_to_ms(retry.cap_seconds)
     return obj
+
+
+def _enqueue_json(
+    task_type: object,
+    payload: object,
+    priority: object,
+    delay: object,
+    run_at: object,
+    max_attempts: object,
+    requirements: object,
+    idempotency_key: object,
+    retry: object,
+) -> bytes:
+    """``_dumps(_enqueue_object(...), "task")``: the ``pq_enqueue`` argument, same bytes and errors.
+
+    The common call (a type, a dict payload, int priority and max_attempts, no other option)
+    is checked and written out here; JSON-encoding only the payload is cheaper than the whole
+    object. Anything else takes the general path.
+    """
+    if (
+        type(task_type) is str
+        and task_type
+        and type(priority) is int
+        and _INT64_MIN <= priority <= _INT64_MAX
+        and type(max_attempts) is int
+        and 1 <= max_attempts <= _INT32_MAX
+        and delay is None
+        and run_at is None
+        and requirements is None
+        and idempotency_key is None
+        and retry is None
+    ):
+        # A payload that is not a dict with str keys raises here what the general path raises
+        # (task_type, the only argument checked before it, passed).
+        checked = None if payload is None else _check_object("payload", payload)
+        try:
+            body = "" if checked is None else ',"payload":' + _encode(checked)
+            text = (
+                f'{{"type":{_encode_str(task_type)}{body}'
+                f',"priority":{priority},"max_attempts":{max_attempts}}}'
+            )
+            return text.encode("utf-8")
+        except (TypeError, ValueError, RecursionError):
+            pass  # not JSON-serialisable: the general path raises its usual error
+    obj = _enqueue_object(
+        task_type, payload, priority, delay, run_at, max_attempts, requirements, idempotency_key, retry
+    )
+    return _dumps(obj, "task")
 
 
 def _names(what: str, value: object, coerce: Any) -> builtins.list[str] | None:
@@ -290,10 +351,10 @@ class Queue(NativeHandle, QueueOps):
         :raises PayloadTooLargeError: when payload or requirements exceed ``max_payload_bytes``.
         :raises QueueClosedError: after :meth:`close`.
         """
-        obj = _enqueue_object(
+        data = _enqueue_json(
             task_type, payload, priority, delay, run_at, max_attempts, requirements, idempotency_key, retry
         )
-        out = _lib.call_json(self._f_enqueue, self._h(), _dumps(obj, "task"))
+        out = _lib.call_json(self._f_enqueue, self._h(), data)
         return Task.from_json(out["task"], out["created"])
 
     def enqueue_many(self, items: Iterable[EnqueueRequest | Mapping[str, Any]]) -> builtins.list[Task]:

@@ -45,6 +45,20 @@ __all__ = ["Worker"]
 _ACK_OPS = frozenset({"complete", "fail", "release", "cancel"})
 
 
+# Up to this many seconds, an int or float timeout takes the short path of _timeout_ms: it
+# computes what _seconds_to_ms(float(timeout)) does (ints are exact as floats here) and is far
+# from the int64 limit that function checks.
+_FAST_TIMEOUT_MAX_S = 1e12
+
+
+def _timeout_ms(timeout: object) -> int:
+    """``_seconds_to_ms(_check_seconds("timeout", timeout))``, with a short path for plain numbers."""
+    if (type(timeout) is float or type(timeout) is int) and 0 <= timeout <= _FAST_TIMEOUT_MAX_S:
+        ms: int = round(timeout * 1000)
+        return 1 if ms == 0 and timeout > 0 else ms
+    return _seconds_to_ms(_check_seconds("timeout", timeout))
+
+
 def _error_text(error: object) -> str:
     if isinstance(error, str):
         return error
@@ -129,8 +143,9 @@ class Worker(NativeHandle):
         :param timeout: seconds to wait (0: return at once). The GIL is released while waiting.
         :raises QueueClosedError: when the worker or its queue is (or gets) closed.
         """
-        tasks = self.claim_many(1, timeout)
-        return tasks[0] if tasks else None
+        out = _lib.call_json(self._f_claim, self._h(), 1, _timeout_ms(timeout))
+        tasks = out["tasks"]
+        return Task.from_json(tasks[0]) if tasks else None
 
     def claim_many(self, max_tasks: int, timeout: float | timedelta = 0.0) -> builtins.list[Task]:
         """Lease up to ``max_tasks`` eligible tasks, waiting up to ``timeout`` seconds for the first.
@@ -139,8 +154,7 @@ class Worker(NativeHandle):
         :raises QueueClosedError: when the worker or its queue is (or gets) closed.
         """
         n = _check_int("max_tasks", max_tasks, minimum=1, maximum=_INT32_MAX)
-        ms = _seconds_to_ms(_check_seconds("timeout", timeout))
-        out = _lib.call_json(self._f_claim, self._h(), n, ms)
+        out = _lib.call_json(self._f_claim, self._h(), n, _timeout_ms(timeout))
         return [Task.from_json(t) for t in out["tasks"]]
 
     def _target(self, task: Task | int, lease_token: int | None) -> tuple[int, int]:
