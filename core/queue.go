@@ -159,6 +159,10 @@ func (q *Queue) SchemaVersion(ctx context.Context) (int, error) {
 // another connection and retried (since Open).
 func (q *Queue) BusyRetries() int64 { return q.busyRetries.Load() }
 
+// Checkpoints counts the background WAL checkpoints this Queue has run (one
+// per wal_autocheckpoint pages it wrote; the pragma at 0 turns them off).
+func (q *Queue) Checkpoints() int64 { return q.st.checkpoints() }
+
 // --- validation ----------------------------------------------------------------
 
 func (q *Queue) checkJSONObject(what string, raw json.RawMessage) (string, error) {

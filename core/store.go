@@ -58,6 +58,9 @@ type store interface {
 	nextDue(ctx context.Context, now time.Time) (time.Time, error)
 	// changeCounter changes whenever another connection commits (PRAGMA data_version).
 	changeCounter(ctx context.Context) (int64, error)
+	// checkpoints counts the background WAL checkpoints run since open (0 for
+	// a store without them).
+	checkpoints() int64
 	schemaVersion(ctx context.Context) (int, error)
 
 	// Operations: metrics, maintenance, bulk changes, backup (store_sqlite_ops.go).

@@ -45,6 +45,16 @@ type sqliteStore struct {
 	busyRetries *atomic.Int64
 	stmts       map[string]*sql.Stmt // the writer connection's prepared statements
 	counters    bool                 // the schema has task_counters (version 4 on): commits keep it
+
+	// Background checkpoints: commit adds up the WAL frames the writer
+	// wrote and, every ckptPages of them (the wal_autocheckpoint pragma),
+	// wakes checkpointLoop.
+	ckptPages int
+	walPages  int // written by the writer only (one leader at a time)
+	ckptConn  *sql.Conn
+	ckptWake  chan struct{}
+	ckptDone  chan struct{}
+	ckptRuns  atomic.Int64
 }
 
 type sqliteTx struct {
@@ -94,6 +104,24 @@ func openSQLiteStore(ctx context.Context, o Options, busyRetries *atomic.Int64) 
 	if err == nil {
 		s.pollConn, err = db.Conn(ctx)
 	}
+	// Checkpoints run in the background, not inside a commit: the writer's
+	// own wal_autocheckpoint is 0, and checkpointLoop runs one each time
+	// the writer has written wal_autocheckpoint pages (frames) since the
+	// last. SQLite's own rule checkpoints after every commit once the WAL
+	// holds that many frames, which is every commit when processes sharing
+	// the file keep the WAL from restarting; this one checkpoints once per
+	// that many pages this process wrote, and no commit waits for it.
+	if n, _ := strconv.Atoi(o.Pragmas["wal_autocheckpoint"]); err == nil && n > 0 {
+		_, err = s.wconn.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0")
+		if err == nil {
+			s.ckptConn, err = db.Conn(ctx)
+		}
+		if err == nil {
+			s.ckptPages = n
+			s.ckptWake, s.ckptDone = make(chan struct{}, 1), make(chan struct{})
+			go s.checkpointLoop()
+		}
+	}
 	if err != nil {
 		_ = s.close()
 		return nil, mapSQLiteErr(fmt.Errorf("open %s: %w", o.Path, err))
@@ -101,8 +129,30 @@ func openSQLiteStore(ctx context.Context, o Options, busyRetries *atomic.Int64) 
 	return s, nil
 }
 
+func (s *sqliteStore) checkpoints() int64 { return s.ckptRuns.Load() }
+
+// checkpointLoop runs a PASSIVE checkpoint each time commit wakes it. A
+// passive checkpoint never waits for locks: it copies what no reader still
+// needs, and the next one copies the rest. Errors (a busy checkpointer lock
+// held by another process) only mean that one is skipped.
+func (s *sqliteStore) checkpointLoop() {
+	defer close(s.ckptDone)
+	for range s.ckptWake {
+		if _, err := s.ckptConn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err == nil {
+			s.ckptRuns.Add(1)
+		}
+	}
+}
+
 func (s *sqliteStore) close() error {
 	var errs []error
+	if s.ckptWake != nil {
+		close(s.ckptWake)
+		<-s.ckptDone
+	}
+	if s.ckptConn != nil {
+		errs = append(errs, s.ckptConn.Close())
+	}
 	for _, st := range s.stmts {
 		errs = append(errs, st.Close())
 	}
@@ -228,7 +278,29 @@ func (s *sqliteStore) commit(tx writeTx) error {
 		_ = s.rollback(tx)
 		return mapSQLiteErr(fmt.Errorf("commit: %w", err))
 	}
+	if s.ckptPages > 0 {
+		if s.walPages += s.pagesWritten(); s.walPages >= s.ckptPages {
+			s.walPages = 0
+			select {
+			case s.ckptWake <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+	}
 	return nil
+}
+
+// pagesWritten returns (and resets) how many pages the writer's connection
+// has written to the WAL since the last call: SQLITE_DBSTATUS_CACHE_WRITE.
+func (s *sqliteStore) pagesWritten() int {
+	n := 0
+	_ = s.wconn.Raw(func(dc any) error {
+		if st, ok := dc.(sqlite.DBStatus); ok {
+			n, _, _ = st.Status(sqlite.DBStatusCacheWrite, true)
+		}
+		return nil
+	})
+	return n
 }
 func (s *sqliteStore) rollback(tx writeTx) error {
 	if t, ok := tx.(*sqliteTx); ok {
