@@ -50,7 +50,8 @@ type sqliteStore struct {
 	// wrote and, every ckptPages of them (the wal_autocheckpoint pragma),
 	// wakes checkpointLoop.
 	ckptPages int
-	walPages  int // written by the writer only (one leader at a time)
+	walPages  int // pages since the last wake-up; writer only (one leader at a time)
+	restart   int // pages since the writer's last own checkpoint; writer only
 	ckptConn  *sql.Conn
 	ckptWake  chan struct{}
 	ckptDone  chan struct{}
@@ -279,7 +280,25 @@ func (s *sqliteStore) commit(tx writeTx) error {
 		return mapSQLiteErr(fmt.Errorf("commit: %w", err))
 	}
 	if s.ckptPages > 0 {
-		if s.walPages += s.pagesWritten(); s.walPages >= s.ckptPages {
+		n := s.pagesWritten()
+		s.walPages += n
+		s.restart += n
+		switch {
+		case s.restart >= restartEvery*s.ckptPages:
+			// A checkpoint that runs beside the writer never catches up
+			// with it, and the WAL only restarts from its beginning after
+			// one did: so now and then the writer runs one itself, with
+			// nothing written meanwhile. The background ones have copied
+			// most pages already; this one copies the rest.
+			// When the background checkpoint holds the lock, try again
+			// after another ckptPages pages rather than at every commit.
+			var busy, logged, copied int
+			err := s.wconn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logged, &copied)
+			s.walPages, s.restart = 0, 0
+			if err != nil || busy != 0 {
+				s.restart = (restartEvery - 1) * s.ckptPages
+			}
+		case s.walPages >= s.ckptPages:
 			s.walPages = 0
 			select {
 			case s.ckptWake <- struct{}{}:
@@ -289,6 +308,10 @@ func (s *sqliteStore) commit(tx writeTx) error {
 	}
 	return nil
 }
+
+// restartEvery: the writer checkpoints itself once per this many
+// background checkpoints' worth of pages, so that the WAL can restart.
+const restartEvery = 8
 
 // pagesWritten returns (and resets) how many pages the writer's connection
 // has written to the WAL since the last call: SQLITE_DBSTATUS_CACHE_WRITE.

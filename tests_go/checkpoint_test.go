@@ -54,3 +54,23 @@ func TestCheckpointsRunInTheBackground(t *testing.T) {
 		require.Less(t, st.Size(), start+100_000, "everything is still in the WAL")
 	})
 }
+
+// Checkpoints that run beside a busy writer never catch up with it, and the
+// WAL only restarts from its beginning after one has: the writer's own
+// checkpoint now and then keeps the -wal file from growing without bound.
+func TestTheWALRestartsUnderSustainedWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, err := core.Open(context.Background(), core.Options{Path: path, DisableSweeper: true,
+		Pragmas: map[string]string{"wal_autocheckpoint": "20"}})
+	require.NoError(t, err)
+	defer q.Close()
+	payload := []byte(`{"blob":"` + strings.Repeat("x", 4000) + `"}`)
+	for i := 0; i < 1500; i++ { // at least two pages each: 3,000+ WAL frames in all
+		_, err := q.Enqueue(context.Background(), core.EnqueueParams{Type: "big", Payload: payload})
+		require.NoError(t, err)
+	}
+	st, err := os.Stat(path + "-wal")
+	require.NoError(t, err)
+	require.Less(t, st.Size(), int64(1000*(4096+24)),
+		"the WAL restarted: it never held 1,000 frames (restarts are due every 160 pages)")
+}
