@@ -412,16 +412,14 @@ LOSS_NOTES = {
     "enqueue_single": (
         "One enqueue per call is one transaction for every queue, so it is bounded by what a commit "
         "writes. Measured on this machine (`wal_autocheckpoint=0`, 1,000 commits): an enqueue of ours "
-        "appends 6.3 WAL pages, a goqite-shaped insert 3.5. Our row holds the whole task model and is "
-        "entered in three partial claim indexes (FIFO, priority, and `tasks_queued_delayed`, which every "
-        "new task enters until a weighted-random claim draws its key) plus AUTOINCREMENT's "
-        "`sqlite_sequence` row. So WAL checkpoints (every 1,000 pages, each with an fsync "
-        "under `synchronous=NORMAL`) come about twice as often, and they are the slow tail: with "
-        "`synchronous=OFF` no single enqueue of ours takes over 1 ms and the rate rises by about 40 %. From "
-        "Python each call also crosses ctypes with JSON both ways and gets the whole task back. What would "
-        "change it: `enqueue_many` or several producer threads (group commit turns N callers into one "
-        "commit); fewer index entries per queued task; no AUTOINCREMENT; an enqueue that returns only the "
-        "id and the created flag across the C ABI."
+        "appends 4.35 WAL pages (6.3 before schema 6), a goqite-shaped insert 3.5. Our row holds the "
+        "whole task model and is entered in two partial claim indexes (FIFO and priority) plus the "
+        "counters row. Checkpoints no longer run inside a commit (a background goroutine copies the "
+        "pages); the commit itself is most of the cost: one frame header and one page `pwrite` per "
+        "page plus the shm locks, through SQLite transpiled to Go. From Python each call also crosses "
+        "ctypes with JSON both ways and gets the whole task back. What would change it: `enqueue_many` "
+        "or several producer threads (group commit turns N callers into one commit); an enqueue that "
+        "returns only the id and the created flag across the C ABI; a C SQLite (ruled out by the SPEC)."
     ),
     "enqueue_batch": (
         "A batch is one transaction for everyone, so the cost is per row. From Go, ours leads. From Python "
@@ -433,16 +431,15 @@ LOSS_NOTES = {
     ),
     "claim_depth": (
         "Claim and complete are two write transactions per task for everyone; ours updates more columns "
-        "and index entries per state change (11.4 WAL pages per task for claim + complete, measured), so "
-        "a WAL checkpoint, with its fsync, comes every ~90 tasks. On this shared disk the one-per-call "
-        "loop is I/O-bound: it used 35-50 % of a core while doing 2,000 tasks/s (profiled), the rest is "
-        "waiting for checkpoint fsyncs, which is also why its numbers swing between runs. The claim "
+        "and index entries per state change (9.45 WAL pages per task for claim + complete, measured; "
+        "11.4 before schema 6). Checkpoints and their fsyncs now run beside the writer, not inside its "
+        "commits. The claim "
         "stays flat with depth (ratio column), unlike litequeue's. From Go the batch variant "
         "(`Claim(64)` + `AckMany`) leads by a wide margin; from Python the same two calls cost about "
         "50 us per task more than from Go: the claim returns the whole task model as JSON (payload, "
         "requirements, six timestamps, progress, ...) that Python turns into `Task` objects, and "
         "`ack_many` encodes JSON back. What would change it: batches (`claim_many` + `ack_many`, as the "
-        "run loop does); fewer index entries touched per state change (fewer checkpoints); a slim claim "
+        "run loop does); fewer index entries touched per state change; a slim claim "
         "result across the C ABI (id, token, type, payload, attempts), lazy timestamps in `Task`, acks "
         "as arrays of ids and tokens."
     ),
@@ -471,8 +468,9 @@ LOSS_NOTES = {
     ),
     "disk": (
         "Our row stores the whole task model (type, priority, payload, requirements, status, attempts, "
-        "lease, fencing token, six timestamps, error, key, result, progress, retry overrides) and three "
-        "partial indexes point at each queued row; finished tasks stay as history (status, result and "
+        "lease, fencing token, six timestamps, error, key, result, progress, retry overrides) and two "
+        "partial indexes point at each queued row (three for a delayed or requeued one); finished "
+        "tasks stay as history (status, result and "
         "timing queries need them) until purged. persist-queue stores a pickled body, a timestamp and a "
         "status; the textbook table has one index. What would change it: `purge` of finished tasks, "
         "fewer columns and indexes."
