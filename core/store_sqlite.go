@@ -627,15 +627,23 @@ func multiInsertSQL(n int) string {
 	return q
 }
 
-// wrClock is the clock of the weighted race: the key of the latest weighted
-// claim (0 before the first). Keys of tasks entering the race start from it.
-func (s *sqliteStore) wrClock(tx writeTx) (float64, error) {
+// raceClock is the row of wr_clock. t is the clock of the weighted race: the
+// key of the latest weighted claim (0 before the first); keys of tasks
+// entering the race start from it. mark is the largest id a promotion has
+// looked at: tasks enqueued due (wr_fresh) past it are not in the race yet.
+type raceClock struct {
+	t    float64
+	mark int64
+}
+
+func (s *sqliteStore) wrClock(tx writeTx) (raceClock, error) {
 	var k sql.NullFloat64
-	err := s.queryRow(tx, `SELECT t FROM wr_clock WHERE id = 1`).Scan(&k)
+	var mark sql.NullInt64
+	err := s.queryRow(tx, `SELECT t, mark FROM wr_clock WHERE id = 1`).Scan(&k, &mark)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, mapSQLiteErr(err)
+		return raceClock{}, mapSQLiteErr(err)
 	}
-	return k.Float64, nil
+	return raceClock{t: k.Float64, mark: mark.Int64}, nil
 }
 
 // eligibleSQL is the eligibility test of a claim: ?1 now, ?2 the worker's
@@ -784,14 +792,15 @@ func (s *sqliteStore) claim(tx writeTx, p claimParams) ([]Task, error) {
 func (s *sqliteStore) claimWeighted(tx writeTx, p claimParams) ([]Task, error) {
 	now := toMillis(p.Now)
 	hasTypes, hasCaps := p.TypesJSON != "", p.CapsJSON != ""
-	base, err := s.wrClock(tx)
+	rc, err := s.wrClock(tx)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.promoteAt(tx, base, now, PromoteBatch); err != nil {
+	if _, err := s.promoteAt(tx, rc, now, PromoteBatch); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	var out []Task
+	base := rc.t
 	clock := base
 	for len(out) < p.Limit {
 		var drawnID, level int64
@@ -842,21 +851,18 @@ const PromoteBatch = 2000
 // promote brings up to limit due tasks that are outside the weighted race
 // (new, requeued, or delayed and now due) into it, oldest due first.
 func (s *sqliteStore) promote(tx writeTx, now time.Time, limit int) (int64, error) {
-	base, err := s.wrClock(tx)
+	rc, err := s.wrClock(tx)
 	if err != nil {
 		return 0, err
 	}
-	return s.promoteAt(tx, base, toMillis(now), limit)
+	return s.promoteAt(tx, rc, toMillis(now), limit)
 }
 
-func (s *sqliteStore) promoteAt(tx writeTx, base float64, now int64, limit int) (int64, error) {
+func (s *sqliteStore) promoteAt(tx writeTx, rc raceClock, now int64, limit int) (int64, error) {
 	// Tasks enqueued due (wr_fresh) are found by id past the mark: the ids up
 	// to the limit-th queued task after it, through the FIFO index.
-	var mark int64
+	base, mark := rc.t, rc.mark
 	var top sql.NullInt64
-	if err := s.queryRow(tx, `SELECT mark FROM wr_clock WHERE id = 1`).Scan(&mark); err != nil {
-		return 0, mapSQLiteErr(fmt.Errorf("promote: %w", err))
-	}
 	err := s.queryRow(tx, `SELECT max(id) FROM (SELECT id FROM tasks INDEXED BY tasks_queued_fifo
 		WHERE status = 'queued' AND id > ?1 ORDER BY id LIMIT ?2)`, mark, limit).Scan(&top)
 	if err != nil {
