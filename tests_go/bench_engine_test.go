@@ -43,6 +43,16 @@ func benchQueue(b *testing.B) *core.Queue {
 
 var benchPayload = []byte(`{"user":42,"action":"resize","path":"/img/a.png"}`)
 
+// refillPaused fills n more tasks with the timer stopped and their CPU
+// taken out of the account that started at *cpu0.
+func refillPaused(b *testing.B, q *core.Queue, n int, cpu0 *time.Duration) {
+	b.StopTimer()
+	f0 := cpuTime()
+	fill(b, q, n)
+	*cpu0 += cpuTime() - f0
+	b.StartTimer()
+}
+
 // fill enqueues n tasks in batches of 10,000 with priorities 0..9.
 func fill(b *testing.B, q *core.Queue, n int) {
 	b.Helper()
@@ -153,11 +163,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 				cpu0 := cpuTime()
 				for i := 0; i < b.N; i++ {
 					if i > 0 && i%(depth/2) == 0 {
-						b.StopTimer()
-						f0 := cpuTime()
-						fill(b, q, depth/2) // keep the depth
-						cpu0 += cpuTime() - f0
-						b.StartTimer()
+						refillPaused(b, q, depth/2, &cpu0) // keep the depth
 					}
 					ts, err := w.Claim(ctx, 1, 0)
 					if err != nil || len(ts) != 1 {
@@ -189,11 +195,7 @@ func BenchmarkClaimBatchAck(b *testing.B) {
 			b.Fatal(err)
 		}
 		if len(ts) == 0 {
-			b.StopTimer()
-			f0 := cpuTime()
-			fill(b, q, 100_000)
-			cpu0 += cpuTime() - f0
-			b.StartTimer()
+			refillPaused(b, q, 100_000, &cpu0)
 			continue
 		}
 		acks := make([]core.Ack, len(ts))
@@ -228,11 +230,7 @@ func BenchmarkAckAndClaim(b *testing.B) {
 		done += len(acks)
 		acks = acks[:0]
 		if len(ts) == 0 {
-			b.StopTimer()
-			f0 := cpuTime()
-			fill(b, q, 100_000)
-			cpu0 += cpuTime() - f0
-			b.StartTimer()
+			refillPaused(b, q, 100_000, &cpu0)
 			continue
 		}
 		for _, t := range ts {
