@@ -224,22 +224,8 @@ def call_json(fn: Any, *args: Any) -> Any:
     :returns: the decoded value, or ``None`` when the library returned NULL.
     :raises QueueError: the subclass matching the returned status.
     """
-    # _call_out inlined: this runs on every enqueue and claim.
-    out = c_void_p()
-    err = c_void_p()
-    status = fn(*args, byref(out), byref(err))
-    if status:
-        _raise_status(status, err, out)
-    if err.value:
-        _free(err.value)
-    ptr = out.value
-    if not ptr:
-        return None
-    try:
-        raw = _as_char_p(out).value or b""
-    finally:
-        _free(ptr)
-    return _loads(raw)
+    raw = _call_out(fn, args)
+    return None if raw is None else _loads(raw)
 
 
 def call_string(fn: Any, *args: Any) -> str:
