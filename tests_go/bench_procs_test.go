@@ -22,7 +22,8 @@ const (
 	drainRole     = "bench-drain"
 	drainDBEnv    = "PRISMQ_BENCH_DB"
 	drainIDEnv    = "PRISMQ_BENCH_WORKER"
-	drainModeEnv  = "PRISMQ_BENCH_ACK_AND_CLAIM" // "1": AckAndClaim instead of Claim + AckMany
+	drainModeEnv  = "PRISMQ_BENCH_DRAIN_MODE" // "0": Claim + AckMany, "1": AckAndClaim, drainFloor: raw SQL
+	drainFloor    = "floor"
 	procsTasks    = 20_000
 	procsClaimMax = 64
 )
@@ -42,6 +43,9 @@ func drainQueue() error {
 	if err != nil {
 		return err
 	}
+	if os.Getenv(drainModeEnv) == drainFloor {
+		return floorDrain(path, id)
+	}
 	ctx := context.Background()
 	q, err := core.Open(ctx, core.Options{Path: path})
 	if err != nil {
@@ -52,16 +56,8 @@ func drainQueue() error {
 	if err != nil {
 		return fmt.Errorf("register worker: %w", err)
 	}
-	// Start barrier: say ready, then wait for the parent's go, so that the
-	// timed part is the drain, not process start-up.
-	if err := os.WriteFile(path+".ready-"+id, nil, 0o644); err != nil {
+	if err := startBarrier(path, id); err != nil {
 		return err
-	}
-	for {
-		if _, err := os.Stat(path + ".go"); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Microsecond)
 	}
 	start := time.Now()
 	done := 0
@@ -121,6 +117,20 @@ func drainQueue() error {
 	return err
 }
 
+// startBarrier says the child is ready, then waits for the parent's go, so
+// that the timed part is the drain, not process start-up.
+func startBarrier(path, id string) error {
+	if err := os.WriteFile(path+".ready-"+id, nil, 0o644); err != nil {
+		return err
+	}
+	for {
+		if _, err := os.Stat(path + ".go"); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
 // BenchmarkProcesses: each iteration enqueues 20,000 tasks into a fresh
 // file, starts P worker processes, waits until all have opened the queue,
 // then lets them drain it with Claim(64) + AckMany. Reports completed tasks
@@ -132,7 +142,12 @@ func BenchmarkProcesses(b *testing.B) { benchProcesses(b, "0") }
 // transaction per batch instead of two).
 func BenchmarkProcessesAckAndClaim(b *testing.B) { benchProcesses(b, "1") }
 
-func benchProcesses(b *testing.B, ackAndClaim string) {
+// BenchmarkProcessesFloor: the same drain by the same number of processes
+// with the least SQL and no engine (floorDrain in bench_floor_test.go): the
+// driver's floor of BenchmarkProcesses.
+func BenchmarkProcessesFloor(b *testing.B) { benchProcesses(b, drainFloor) }
+
+func benchProcesses(b *testing.B, mode string) {
 	for _, procs := range []int{1, 2, 4} {
 		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
 			ctx := context.Background()
@@ -154,7 +169,7 @@ func benchProcesses(b *testing.B, ackAndClaim string) {
 				children := make([]*helperProcess, procs)
 				for c := range children {
 					children[c] = startHelper(ctx, b, drainRole,
-						drainDBEnv+"="+path, fmt.Sprintf("%s=w%d", drainIDEnv, c), drainModeEnv+"="+ackAndClaim)
+						drainDBEnv+"="+path, fmt.Sprintf("%s=w%d", drainIDEnv, c), drainModeEnv+"="+mode)
 				}
 				waitReady(b, path, procs)
 				if err := os.WriteFile(path+".go", nil, 0o644); err != nil {
@@ -183,7 +198,11 @@ func benchProcesses(b *testing.B, ackAndClaim string) {
 				}
 				b.StopTimer()
 				cpu += childrenCPU() - childCPU
-				checkDrained(b, path, drained)
+				if mode == drainFloor {
+					checkFloorDrained(b, path, drained)
+				} else {
+					checkDrained(b, path, drained)
+				}
 				total += drained
 				span += time.Duration(last - first)
 			}
@@ -192,7 +211,7 @@ func benchProcesses(b *testing.B, ackAndClaim string) {
 			b.ReportMetric(float64(cpu.Microseconds())/float64(total), "cpu-us/task")
 			// Transactions: Claim(64) and AckMany, about 2 per 64 tasks; AckAndClaim, 1.
 			txnPerBatch := 2.0
-			if ackAndClaim == "1" {
+			if mode == "1" {
 				txnPerBatch = 1
 			}
 			b.ReportMetric(float64(busyRetries)/(float64(total)/float64(procsClaimMax)*txnPerBatch), "busy-retries/txn")
