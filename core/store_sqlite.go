@@ -56,6 +56,10 @@ type sqliteStore struct {
 	ckptWake  chan struct{}
 	ckptDone  chan struct{}
 	ckptRuns  atomic.Int64
+	// ckptMu is held by a checkpoint of this process while it runs, so that
+	// the writer's own checkpoint waits for a background one to end instead
+	// of finding the checkpointer lock busy.
+	ckptMu sync.Mutex
 }
 
 type sqliteTx struct {
@@ -139,7 +143,10 @@ func (s *sqliteStore) checkpoints() int64 { return s.ckptRuns.Load() }
 func (s *sqliteStore) checkpointLoop() {
 	defer close(s.ckptDone)
 	for range s.ckptWake {
-		if _, err := s.ckptConn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)"); err == nil {
+		s.ckptMu.Lock()
+		_, err := s.ckptConn.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		s.ckptMu.Unlock()
+		if err == nil {
 			s.ckptRuns.Add(1)
 		}
 	}
@@ -290,12 +297,18 @@ func (s *sqliteStore) commit(tx writeTx) error {
 			// one did: so now and then the writer runs one itself, with
 			// nothing written meanwhile. The background ones have copied
 			// most pages already; this one copies the rest.
-			// When the background checkpoint holds the lock, try again
-			// after another ckptPages pages rather than at every commit.
+			// It waits for a background checkpoint of this process that
+			// is running (it has little left to copy: nothing is written
+			// meanwhile). When another process's checkpoint holds the
+			// lock, or this one could not copy every frame (a reader
+			// still needs them), it tries again after another ckptPages
+			// pages rather than at every commit.
 			var busy, logged, copied int
+			s.ckptMu.Lock()
 			err := s.wconn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logged, &copied)
+			s.ckptMu.Unlock()
 			s.walPages, s.restart = 0, 0
-			if err != nil || busy != 0 {
+			if err != nil || busy != 0 || copied < logged {
 				s.restart = (restartEvery - 1) * s.ckptPages
 			}
 		case s.walPages >= s.ckptPages:
