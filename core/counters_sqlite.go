@@ -9,6 +9,11 @@ package core
 // a claim+complete; one statement per transaction costs a few microseconds
 // whatever the batch size.
 //
+// Since migration 0007 queued and leased tasks share one depth row
+// ('open'), so a claim, a release or a requeue by the sweeper moves no
+// counter and its transaction writes no counter page; the view task_depth
+// tells queued and leased apart by counting the tasks_leased index.
+//
 // Savepoints: savepoint() remembers how many changes were noted and
 // rollbackSavepoint() forgets those noted after it, so an operation the
 // writer rolls back leaves no trace in the counters either.
@@ -45,18 +50,34 @@ func (t *sqliteTx) transition(typ string, priority int64, from, to Status, retri
 	if from == to {
 		return
 	}
-	if from != "" {
-		t.deltas = append(t.deltas, counterDelta{counterKey{typ, priority, "depth", string(from)}, -1})
-	}
-	if to != "" {
-		t.deltas = append(t.deltas, counterDelta{counterKey{typ, priority, "depth", string(to)}, 1})
-	}
-	switch {
-	case to == StatusCompleted || to == StatusFailed || to == StatusCancelled:
-		t.deltas = append(t.deltas, counterDelta{counterKey{typ, priority, "total", string(to)}, 1})
-	case from == StatusLeased && to == StatusQueued && retried:
+	if from == StatusLeased && to == StatusQueued && retried {
 		t.deltas = append(t.deltas, counterDelta{counterKey{typ, priority, "total", "retried"}, 1})
 	}
+	if to == StatusCompleted || to == StatusFailed || to == StatusCancelled {
+		t.deltas = append(t.deltas, counterDelta{counterKey{typ, priority, "total", string(to)}, 1})
+	}
+	df, dt := depthStatus(from), depthStatus(to)
+	if df == dt {
+		return // a claim, a release, a requeue: queued and leased share one depth row
+	}
+	if df != "" {
+		t.deltas = append(t.deltas, counterDelta{counterKey{typ, priority, "depth", df}, -1})
+	}
+	if dt != "" {
+		t.deltas = append(t.deltas, counterDelta{counterKey{typ, priority, "depth", dt}, 1})
+	}
+}
+
+// depthOpen is the depth row of the tasks that are queued or leased
+// (migration 0007); the view task_depth splits it again.
+const depthOpen = "open"
+
+// depthStatus is the depth row a task of status st counts in.
+func depthStatus(st Status) string {
+	if st == StatusQueued || st == StatusLeased {
+		return depthOpen
+	}
+	return string(st)
 }
 
 // counterSQL adds n to each of rows counter rows: one statement for all.

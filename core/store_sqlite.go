@@ -1362,37 +1362,17 @@ func (s *sqliteStore) stats(ctx context.Context) (Stats, error) {
 	for _, s := range []Status{StatusQueued, StatusLeased, StatusCompleted, StatusFailed, StatusCancelled} {
 		st.ByStatus[s] = 0
 	}
-	// The counters of migration 0004 answer without reading the tasks; a
-	// database opened at an older schema version (OpenAtVersion) counts rows.
-	q := `SELECT status, type, sum(n) FROM task_counters WHERE kind = 'depth'
-		GROUP BY status, type HAVING sum(n) > 0`
-	var has int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'task_counters'`).Scan(&has); err != nil {
-		return st, mapSQLiteErr(fmt.Errorf("stats: %w", err))
-	}
-	if has == 0 {
-		q = `SELECT status, type, count(*) FROM tasks GROUP BY status, type`
-	}
-	rows, err := s.db.QueryContext(ctx, q)
+	depth, err := s.depthRows(ctx)
 	if err != nil {
-		return st, mapSQLiteErr(fmt.Errorf("stats: %w", err))
+		return st, fmt.Errorf("stats: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var status, typ string
-		var n int64
-		if err := rows.Scan(&status, &typ, &n); err != nil {
-			return st, mapSQLiteErr(err)
+	for _, r := range depth {
+		st.Total += r.Count
+		st.ByStatus[r.Status] += r.Count
+		if st.ByType[r.Type] == nil {
+			st.ByType[r.Type] = map[Status]int64{}
 		}
-		st.Total += n
-		st.ByStatus[Status(status)] += n
-		if st.ByType[typ] == nil {
-			st.ByType[typ] = map[Status]int64{}
-		}
-		st.ByType[typ][Status(status)] += n
-	}
-	if err := rows.Err(); err != nil {
-		return st, mapSQLiteErr(err)
+		st.ByType[r.Type][r.Status] += r.Count
 	}
 	var oldest sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, `SELECT created_at FROM tasks INDEXED BY tasks_queued_fifo

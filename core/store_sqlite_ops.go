@@ -20,11 +20,26 @@ import (
 
 // --- metrics reads ---------------------------------------------------------------
 
-// depthRows reads the engine-kept counters (task_counters, kind depth):
-// a few rows, whatever the size of the tasks table.
+// depthRows reads the engine-kept counters through the view task_depth
+// (migration 0007): a few counter rows and the leased tasks, whatever the
+// depth of the queue. Files at an older schema version (OpenAtVersion)
+// read task_counters as it was (versions 4 to 6) or count the tasks.
 func (s *sqliteStore) depthRows(ctx context.Context) ([]DepthRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT status, type, priority, n FROM task_counters
-		WHERE kind = 'depth' AND n > 0 ORDER BY status, type, priority`)
+	var view, table int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'task_depth'),
+		count(*) FILTER (WHERE name = 'task_counters') FROM sqlite_master
+		WHERE name IN ('task_depth', 'task_counters')`).Scan(&view, &table); err != nil {
+		return nil, mapSQLiteErr(fmt.Errorf("metrics: depth: %w", err))
+	}
+	q := `SELECT status, type, priority, n FROM task_depth WHERE n > 0 ORDER BY status, type, priority`
+	switch {
+	case view == 0 && table == 1:
+		q = `SELECT status, type, priority, n FROM task_counters
+			WHERE kind = 'depth' AND n > 0 ORDER BY status, type, priority`
+	case view == 0:
+		q = `SELECT status, type, priority, count(*) FROM tasks GROUP BY status, type, priority ORDER BY 1, 2, 3`
+	}
+	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, mapSQLiteErr(fmt.Errorf("metrics: depth: %w", err))
 	}
@@ -360,7 +375,8 @@ func (s *sqliteStore) recountDepth(tx writeTx) (int64, error) {
 		return 0, nil // version 4 files count with triggers
 	}
 	if _, err := s.exec(tx, `CREATE TEMP TABLE recount AS
-		SELECT type, priority, status, count(*) AS n FROM tasks GROUP BY type, priority, status`); err != nil {
+		SELECT type, priority, CASE WHEN status IN ('queued', 'leased') THEN '`+depthOpen+`' ELSE status END AS status,
+			count(*) AS n FROM tasks GROUP BY 1, 2, 3`); err != nil {
 		return 0, fmt.Errorf("recount: %w", err)
 	}
 	defer func() { _, _ = s.wconn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.recount`) }()
