@@ -555,8 +555,12 @@ func insertedTask(id int64, p insertParams) Task {
 }
 
 // multiInsertSizes are the row counts of the multi-row INSERT statements a
-// batch is cut into (a few sizes, so few statements are prepared).
-var multiInsertSizes = []int{256, 64, 16, 4, 1}
+// large batch is cut into; a rest of fewer than exactRows rows goes in one
+// statement of its exact size (so at most 3 + exactRows statements are ever
+// prepared, and the few enqueues that a group commit merges share one).
+var multiInsertSizes = []int{256, 64, exactRows}
+
+const exactRows = 16
 
 func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool, error) {
 	tasks := make([]Task, len(ps))
@@ -591,7 +595,7 @@ func (s *sqliteStore) insertTasks(tx writeTx, ps []insertParams) ([]Task, []bool
 			j++
 		}
 		for i < j {
-			n := 1
+			n := j - i // fewer than exactRows: all of them
 			for _, size := range multiInsertSizes {
 				if size <= j-i {
 					n = size

@@ -84,3 +84,34 @@ func TestConcurrentEnqueuesGetTheirOwnTasksBack(t *testing.T) {
 	require.Len(t, keyOwner, 10)
 	requireDepthMatchesTable(t, h, "concurrent enqueues")
 }
+
+// EnqueueMany cuts a batch into multi-row INSERTs of 256, 64 and 16 rows
+// and one statement of the exact size for the rest; the ids of each
+// statement are worked out from its last insert rowid. Every size from 1 to
+// 300 gets the tasks back in order with the ids that hold them.
+func TestEveryBatchSizeGetsItsOwnIDs(t *testing.T) {
+	h := newHarness(t)
+	seen := map[int64]bool{}
+	for n := 1; n <= 300; n++ {
+		if n > 40 && n%16 != 0 && n%16 != 15 && n != 300 {
+			continue // the cuts repeat; keep the sizes around each boundary
+		}
+		batch := make([]core.EnqueueParams, n)
+		for i := range batch {
+			batch[i] = core.EnqueueParams{Type: fmt.Sprintf("n%d", n), Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+		}
+		rs, err := h.q.EnqueueMany(h.ctx, batch)
+		require.NoError(t, err)
+		require.Len(t, rs, n)
+		for i, r := range rs {
+			require.False(t, seen[r.Task.ID], "size %d: id %d handed out twice", n, r.Task.ID)
+			seen[r.Task.ID] = true
+			if i > 0 {
+				require.Equal(t, rs[i-1].Task.ID+1, r.Task.ID, "size %d: ids of one batch are consecutive", n)
+			}
+			stored := h.get(r.Task.ID)
+			require.Equal(t, batch[i].Type, stored.Type)
+			require.JSONEq(t, string(batch[i].Payload), string(stored.Payload), "size %d, task %d", n, i)
+		}
+	}
+}
