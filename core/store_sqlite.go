@@ -217,7 +217,7 @@ func (s *sqliteStore) beginWrite(ctx context.Context) (writeTx, error) {
 	sleep := 20 * time.Microsecond
 	version := int64(-1)
 	for {
-		_, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE")
+		_, err := s.execStmt(ctx, "BEGIN IMMEDIATE")
 		if err == nil {
 			return &sqliteTx{ctx: ctx}, nil
 		}
@@ -281,7 +281,7 @@ func (s *sqliteStore) commit(tx writeTx) error {
 		_ = s.rollback(tx)
 		return mapSQLiteErr(fmt.Errorf("commit: %w", err))
 	}
-	_, err := s.wconn.ExecContext(context.Background(), "COMMIT")
+	_, err := s.execStmt(context.Background(), "COMMIT")
 	if err != nil {
 		_ = s.rollback(tx)
 		return mapSQLiteErr(fmt.Errorf("commit: %w", err))
@@ -374,6 +374,17 @@ func (r row) Scan(dest ...any) error {
 		return r.err
 	}
 	return r.r.Scan(dest...)
+}
+
+// execStmt runs q outside a transaction's bookkeeping (BEGIN, COMMIT)
+// through the prepared statement cache: unprepared, SQLite would parse and
+// compile them again for every transaction.
+func (s *sqliteStore) execStmt(ctx context.Context, q string) (sql.Result, error) {
+	st, err := s.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx)
 }
 
 func (s *sqliteStore) exec(tx writeTx, q string, args ...any) (sql.Result, error) {
