@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -52,6 +54,36 @@ func OpenAtVersion(ctx context.Context, opts Options, schemaVersion int) (*Queue
 	return openQueue(ctx, opts, schemaVersion)
 }
 
+// openStore opens the file and migrates it to target. Processes that open
+// a new file at the same moment can find it locked in ways that SQLite's
+// busy handler does not wait for (one switching the new file to WAL or
+// creating its schema while another reads it), so an open that fails with
+// ErrBusy is tried again, with growing sleeps, for up to busy_timeout.
+func openStore(ctx context.Context, o Options, target int, busyRetries *atomic.Int64) (*sqliteStore, error) {
+	bt, _ := time.ParseDuration(o.Pragmas["busy_timeout"] + "ms")
+	deadline := time.Now().Add(bt)
+	sleep := time.Millisecond
+	for {
+		st, err := openSQLiteStore(ctx, o, busyRetries)
+		if err == nil {
+			if err = st.migrate(ctx, target, o.Clock.Now()); err == nil {
+				return st, nil
+			}
+			_ = st.close()
+		}
+		if !errors.Is(err, ErrBusy) || !time.Now().Before(deadline) {
+			return nil, err
+		}
+		busyRetries.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(sleep/2 + rand.N(sleep)):
+		}
+		sleep = min(2*sleep, 50*time.Millisecond)
+	}
+}
+
 func openQueue(ctx context.Context, opts Options, target int) (*Queue, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -77,12 +109,8 @@ func openQueue(ctx context.Context, opts Options, target int) (*Queue, error) {
 		return nil, fmt.Errorf("%w: create folder for %s: %v", ErrIO, o.Path, err)
 	}
 	q := &Queue{opts: o, sig: newSignal(), closed: make(chan struct{}), workers: map[*Worker]struct{}{}}
-	st, err := openSQLiteStore(ctx, o, &q.busyRetries)
+	st, err := openStore(ctx, o, target, &q.busyRetries)
 	if err != nil {
-		return nil, err
-	}
-	if err := st.migrate(ctx, target, o.Clock.Now()); err != nil {
-		_ = st.close()
 		return nil, err
 	}
 	q.st = st
