@@ -51,6 +51,10 @@ type writeOp struct {
 	done     chan struct{}
 	promote  bool
 	finished bool
+	// next is the op to signal after this one has woken up: finish wakes
+	// the first op of a batch and each wakes the next, so that the leader
+	// pays one wake-up per batch, not one per op.
+	next *writeOp
 }
 
 func newWriter(st store, maxBatch int, afterCommit func(bool)) *writer {
@@ -113,6 +117,10 @@ func (w *writer) doOp(ctx context.Context, wake bool, fn func(tx writeTx) error,
 		op.promote = false
 		w.lead(op)
 	}
+	if nx := op.next; nx != nil {
+		op.next = nil
+		nx.done <- struct{}{}
+	}
 	err := op.err
 	op.fn, op.ins = nil, nil
 	opPool.Put(op)
@@ -139,7 +147,7 @@ func (w *writer) lead(self *writeOp) {
 		w.pending = w.pending[n:]
 		w.last = n
 		w.mu.Unlock()
-		w.run(batch)
+		w.run(batch, self)
 	}
 	w.mu.Lock()
 	if len(w.pending) > 0 {
@@ -163,19 +171,19 @@ func (w *writer) close() {
 	w.mu.Unlock()
 }
 
-func (w *writer) run(batch []*writeOp) {
-	if !w.attempt(batch, false) {
-		w.attempt(batch, true)
+func (w *writer) run(batch []*writeOp, self *writeOp) {
+	if !w.attempt(batch, false, self) {
+		w.attempt(batch, true, self)
 	}
 }
 
 // attempt runs ops in one transaction and signals them. It returns false,
 // having rolled back and signalled nothing, when the fast path (no
 // savepoints) hit an op error in a batch of several ops.
-func (w *writer) attempt(ops []*writeOp, savepoints bool) bool {
+func (w *writer) attempt(ops []*writeOp, savepoints bool, self *writeOp) bool {
 	tx, err := w.st.beginWrite(context.Background())
 	if err != nil {
-		w.finish(ops, err)
+		w.finish(ops, err, self)
 		return true
 	}
 	wake, anyOK := false, false
@@ -212,29 +220,46 @@ func (w *writer) attempt(ops []*writeOp, savepoints bool) bool {
 	}
 	if !anyOK {
 		_ = w.st.rollback(tx)
-		w.finish(ops, nil)
+		w.finish(ops, nil, self)
 		return true
 	}
 	if err := w.st.commit(tx); err != nil {
-		w.finish(ops, err)
+		w.finish(ops, err, self)
 		return true
 	}
 	if wake && w.afterCommit != nil {
 		w.afterCommit(wake)
 	}
-	w.finish(ops, nil)
+	w.finish(ops, nil, self)
 	return true
 }
 
-// finish signals every op; a non-nil err overrides the ops' own results
-// (the transaction did not commit).
-func (w *writer) finish(ops []*writeOp, err error) {
+// finish marks every op done and wakes their callers; a non-nil err
+// overrides the ops' own results (the transaction did not commit). It wakes
+// only the first waiting caller, which wakes the next one (doOp), and so on:
+// each wake-up of a parked goroutine can cost the waker a futex call, and
+// the leader's time is the queue's throughput. self, the leader's own op,
+// is not waiting: its signal only stays in its buffered channel.
+func (w *writer) finish(ops []*writeOp, err error, self *writeOp) {
+	var first, prev *writeOp
 	for _, op := range ops {
 		if err != nil && op.err == nil {
 			op.err = err
 		}
 		op.finished = true
-		op.done <- struct{}{}
+		if op == self {
+			op.done <- struct{}{} // the leader's own: buffered, nobody to wake
+			continue
+		}
+		if prev == nil {
+			first = op
+		} else {
+			prev.next = op
+		}
+		prev = op
+	}
+	if first != nil {
+		first.done <- struct{}{}
 	}
 }
 
