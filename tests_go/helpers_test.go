@@ -124,3 +124,16 @@ func ids(ts []core.Task) []int64 {
 func rawJSON(s string) json.RawMessage { return json.RawMessage(s) }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644) }
+
+// openUpgraded opens an older file with the latest library (which migrates
+// it) and checks that it reached the latest schema version.
+func openUpgraded(t *testing.T, ctx context.Context, path string) *core.Queue {
+	t.Helper()
+	q, err := core.Open(ctx, core.Options{Path: path, DisableSweeper: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close() })
+	v, err := q.SchemaVersion(ctx)
+	require.NoError(t, err)
+	require.Equal(t, core.LatestSchemaVersion(), v)
+	return q
+}

@@ -155,12 +155,7 @@ func TestUpgradeToVersion6KeepsIDsTasksAndLogs(t *testing.T) {
 	}
 	require.NoError(t, db.Close())
 
-	q, err := core.Open(ctx, core.Options{Path: path, DisableSweeper: true})
-	require.NoError(t, err)
-	defer q.Close()
-	v, err := q.SchemaVersion(ctx)
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, v, 6)
+	q := openUpgraded(t, ctx, path)
 
 	r, err := q.Enqueue(ctx, core.EnqueueParams{Type: "job"})
 	require.NoError(t, err)

@@ -130,12 +130,7 @@ func TestUpgradeToOpenDepthKeepsTheCounts(t *testing.T) {
 	}
 	require.NoError(t, db.Close())
 
-	q, err := core.Open(ctx, core.Options{Path: path, DisableSweeper: true})
-	require.NoError(t, err)
-	defer q.Close()
-	v, err := q.SchemaVersion(ctx)
-	require.NoError(t, err)
-	require.Equal(t, core.LatestSchemaVersion(), v)
+	q := openUpgraded(t, ctx, path)
 	// ids 1..9: priority 1 = odd ids (1, 3, 5, 7, 9), 0 = even (2, 4, 6, 8).
 	require.Equal(t, map[string]int64{
 		"depth/open/job/0":      3, // 2 leased, 6 and 8 queued
