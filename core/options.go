@@ -146,6 +146,13 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// busyTimeout is the busy_timeout pragma (milliseconds) as a duration; 0
+// when it is not a number.
+func (o Options) busyTimeout() time.Duration {
+	bt, _ := time.ParseDuration(o.Pragmas["busy_timeout"] + "ms")
+	return bt
+}
+
 // pragmaList returns the pragmas in a stable order: busy_timeout first, so
 // that the rest (journal_mode=WAL needs a lock on a new file that other
 // processes may be opening too) wait for locks, then journal_mode, so that

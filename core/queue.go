@@ -60,8 +60,7 @@ func OpenAtVersion(ctx context.Context, opts Options, schemaVersion int) (*Queue
 // creating its schema while another reads it), so an open that fails with
 // ErrBusy is tried again, with growing sleeps, for up to busy_timeout.
 func openStore(ctx context.Context, o Options, target int, busyRetries *atomic.Int64) (*sqliteStore, error) {
-	bt, _ := time.ParseDuration(o.Pragmas["busy_timeout"] + "ms")
-	deadline := time.Now().Add(bt)
+	deadline := time.Now().Add(o.busyTimeout())
 	sleep := time.Millisecond
 	for {
 		st, err := openSQLiteStore(ctx, o, busyRetries)

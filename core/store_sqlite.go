@@ -98,8 +98,7 @@ func openSQLiteStore(ctx context.Context, o Options, busyRetries *atomic.Int64) 
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(0)
 	s := &sqliteStore{db: db, busyRetries: busyRetries, stmts: map[string]*sql.Stmt{}}
-	bt, _ := time.ParseDuration(o.Pragmas["busy_timeout"] + "ms")
-	s.busyTimeout = bt
+	s.busyTimeout = o.busyTimeout()
 	s.wconn, err = db.Conn(ctx)
 	if err == nil {
 		// The writer retries SQLITE_BUSY itself (beginWrite), with short sleeps
