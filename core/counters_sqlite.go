@@ -80,6 +80,10 @@ func depthStatus(st Status) string {
 	return string(st)
 }
 
+// keepsCounters tells whether the engine keeps task_counters: from schema
+// version 5 on (in version 4 triggers did).
+func (s *sqliteStore) keepsCounters() bool { return s.schema >= 5 }
+
 // counterSQL adds n to each of rows counter rows: one statement for all.
 func counterSQL(rows int) string {
 	if v, ok := counterSQLText.Load(rows); ok {
@@ -114,7 +118,7 @@ func (s *sqliteStore) flushCounters(tx *sqliteTx) error {
 	}
 	deltas := tx.deltas
 	tx.deltas = tx.deltas[:0]
-	if !s.counters {
+	if !s.keepsCounters() {
 		return nil
 	}
 	sums := make(map[counterKey]int64, 4)

@@ -100,8 +100,7 @@ func (s *sqliteStore) migrate(ctx context.Context, target int, now time.Time) er
 		}
 	}
 	done = true
-	// From version 5 on the engine keeps task_counters; before, triggers did.
-	s.counters = max(current, target) >= 5
+	s.schema = max(current, target)
 	if err := s.commit(tx); err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ type sqliteStore struct {
 	busyTimeout time.Duration
 	busyRetries *atomic.Int64
 	stmts       map[string]*sql.Stmt // the writer connection's prepared statements
-	counters    bool                 // the schema has task_counters (version 4 on): commits keep it
+	schema      int                  // the file's schema version, set by migrate
 
 	// Background checkpoints: commit adds up the WAL frames the writer
 	// wrote and, every ckptPages of them (the wal_autocheckpoint pragma),

@@ -25,19 +25,13 @@ import (
 // depth of the queue. Files at an older schema version (OpenAtVersion)
 // read task_counters as it was (versions 4 to 6) or count the tasks.
 func (s *sqliteStore) depthRows(ctx context.Context) ([]DepthRow, error) {
-	var view, table int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'task_depth'),
-		count(*) FILTER (WHERE name = 'task_counters') FROM sqlite_master
-		WHERE name IN ('task_depth', 'task_counters')`).Scan(&view, &table); err != nil {
-		return nil, mapSQLiteErr(fmt.Errorf("metrics: depth: %w", err))
-	}
 	q := `SELECT status, type, priority, n FROM task_depth WHERE n > 0 ORDER BY status, type, priority`
 	switch {
-	case view == 0 && table == 1:
+	case s.schema < 4:
+		q = `SELECT status, type, priority, count(*) FROM tasks GROUP BY status, type, priority ORDER BY 1, 2, 3`
+	case s.schema < 7:
 		q = `SELECT status, type, priority, n FROM task_counters
 			WHERE kind = 'depth' AND n > 0 ORDER BY status, type, priority`
-	case view == 0:
-		q = `SELECT status, type, priority, count(*) FROM tasks GROUP BY status, type, priority ORDER BY 1, 2, 3`
 	}
 	rows, err := s.db.QueryContext(ctx, q)
 	if err != nil {
@@ -371,7 +365,7 @@ func (s *sqliteStore) incrementalVacuum(tx writeTx, pages int) (int64, error) {
 // at most about 1000 rows per index (PRAGMA analysis_limit) so that it stays
 // quick on a large queue.
 func (s *sqliteStore) recountDepth(tx writeTx) (int64, error) {
-	if !s.counters {
+	if !s.keepsCounters() {
 		return 0, nil // version 4 files count with triggers
 	}
 	if _, err := s.exec(tx, `CREATE TEMP TABLE recount AS
